@@ -1,0 +1,132 @@
+//! Applies a [`RawConfig`] to a [`Config`]: onto the defaults for the compiled file, onto
+//! an existing config for a runtime file.
+
+use std::time::Duration;
+
+use crate::error::Sink;
+use crate::locate::KeyPath;
+use crate::model::{
+    CircuitBreaker, Config, Connection, Database, Keepalive, LogLevel, Readiness, Retry, Secret,
+};
+use crate::raw::RawConfig;
+
+/// The documented defaults (CONTRACT section 3, matching the seed application), no databases.
+pub(crate) fn defaults() -> Config {
+    Config {
+        databases: Vec::new(),
+        connection: Connection {
+            host: "localhost".to_owned(),
+            port: 6379,
+            username: None,
+            password: None,
+            tls: false,
+        },
+        timeout: Duration::from_secs(5),
+        connect_timeout: Duration::from_secs(5),
+        max_connections: 20,
+        retry: Retry {
+            attempts: 3,
+            delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(30),
+        },
+        health_check_interval: Some(Duration::from_secs(30)),
+        log_commands: false,
+        log_level: LogLevel::Info,
+        max_databases: 16,
+        idle_timeout: Duration::from_secs(300),
+        readiness: Readiness {
+            max_wait: Duration::from_secs(60),
+            poll_interval: Duration::from_millis(250),
+        },
+        circuit_breaker: CircuitBreaker {
+            failure_threshold: 5,
+            reset_timeout: Duration::from_secs(60),
+        },
+        keepalive: Keepalive {
+            idle: Duration::from_secs(60),
+            interval: Duration::from_secs(10),
+            count: 5,
+        },
+    }
+}
+
+/// Every setting except `redis_databases`, field by field: absent keys keep `cfg`'s value.
+pub(crate) fn apply_settings(cfg: &mut Config, raw: &RawConfig, sink: &mut Sink<'_>) {
+    fn set<T: Copy>(target: &mut T, value: Option<T>) {
+        if let Some(v) = value {
+            *target = v;
+        }
+    }
+    // The URL first: it sets the whole endpoint, then explicit keys refine it.
+    if let Some(url) = &raw.url {
+        if let Err(e) = cfg.connection.apply_url(url) {
+            sink.push(
+                sink.value(&KeyPath::root().key("url")),
+                format!("`url` is not a usable Redis URL: {e}"),
+                "write `url: redis://[user:password@]host:port` (rediss:// for TLS)",
+            );
+        }
+    }
+    if let Some(host) = &raw.host {
+        cfg.connection.host.clone_from(host);
+    }
+    set(&mut cfg.connection.port, raw.port);
+    if let Some(username) = &raw.username {
+        cfg.connection.username.clone_from(username);
+    }
+    if let Some(password) = &raw.password {
+        cfg.connection.password = password.clone().map(Secret::new);
+    }
+    set(&mut cfg.timeout, raw.timeout);
+    set(&mut cfg.connect_timeout, raw.connect_timeout);
+    set(&mut cfg.max_connections, raw.max_connections);
+    set(&mut cfg.retry.attempts, raw.retry_attempts);
+    set(&mut cfg.retry.delay, raw.retry_delay);
+    set(&mut cfg.retry.max_delay, raw.retry_max_delay);
+    set(&mut cfg.health_check_interval, raw.health_check_interval);
+    set(&mut cfg.log_commands, raw.log_commands);
+    set(&mut cfg.log_level, raw.log_level);
+    set(&mut cfg.max_databases, raw.max_databases);
+    set(&mut cfg.idle_timeout, raw.idle_timeout);
+    set(&mut cfg.readiness.max_wait, raw.readiness_max_wait);
+    set(
+        &mut cfg.readiness.poll_interval,
+        raw.readiness_poll_interval,
+    );
+    set(
+        &mut cfg.circuit_breaker.failure_threshold,
+        raw.failure_threshold,
+    );
+    set(&mut cfg.circuit_breaker.reset_timeout, raw.reset_timeout);
+    set(&mut cfg.keepalive.idle, raw.keepalive_idle);
+    set(&mut cfg.keepalive.interval, raw.keepalive_interval);
+    set(&mut cfg.keepalive.count, raw.keepalive_count);
+}
+
+/// The databases of the compiled file. An entry whose number cannot be a Redis database
+/// number at all is reported and left out; its name goes to `broken`.
+pub(crate) fn databases(
+    raw: &RawConfig,
+    max_databases: u32,
+    broken: &mut Vec<String>,
+    sink: &mut Sink<'_>,
+) -> Vec<Database> {
+    let mut out = Vec::new();
+    for entry in raw.databases.iter().flatten() {
+        let Some(db) = entry.db else { continue };
+        let Ok(number) = u32::try_from(db) else {
+            crate::validate::db_out_of_range(sink, &entry.name, entry.nth, db, max_databases);
+            broken.push(entry.name.clone());
+            continue;
+        };
+        out.push(Database {
+            name: entry.name.clone(),
+            db: number,
+            description: entry.description.clone().unwrap_or_default(),
+            alias_of: entry.alias_of.clone(),
+            max_connections: entry.max_connections,
+            timeout: entry.timeout,
+        });
+    }
+    out
+}

@@ -1,0 +1,185 @@
+//! Layers over a compiled config: a runtime YAML file, then `REDIS_*` variables.
+//!
+//! A layer may change settings but never the set of databases, their numbers or aliases:
+//! the enum generated at compile time would then describe databases that do not exist.
+
+use std::path::Path;
+
+use crate::error::{ConfigError, ConfigErrors, Sink};
+use crate::locate::{KeyPath, Locator};
+use crate::model::{Config, Secret};
+use crate::parse::{finish, parse_node, read_file};
+use crate::raw::RawDatabase;
+use crate::read::{read, Mode};
+use crate::{build, validate};
+
+/// Display name of the environment as an error source.
+const ENVIRONMENT: &str = "environment";
+
+impl Config {
+    /// A runtime YAML file laid over this config (REDIS_DB_CONFIG / builder.config_file), field by field.
+    ///
+    /// Every key is optional. If it has `redis_databases`, the names, numbers and
+    /// `alias_of` there must equal this config's; only `description`, `max_connections` and
+    /// `timeout_seconds` may differ.
+    pub fn overlay_file(self, path: &Path) -> Result<Config, ConfigErrors> {
+        let text = read_file(path)?;
+        // Messages show the absolute path: the variable may hold a relative one.
+        let shown = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        self.overlay_str(&text, &shown.display().to_string())
+    }
+
+    /// [`Config::overlay_file`] for a text; `file` is the name shown in messages.
+    pub fn overlay_str(mut self, text: &str, file: &str) -> Result<Config, ConfigErrors> {
+        let node = parse_node(text, file)?;
+        let locator = Locator::new(text);
+        let mut sink = Sink::new(file, Some(&locator));
+        let raw = read(&node, Mode::Overlay, &mut sink);
+        if let Some(databases) = &raw.databases {
+            same_databases(&self, databases, &raw.broken_databases, &mut sink);
+            for entry in databases {
+                if let Some(db) = self.databases.iter_mut().find(|d| d.name == entry.name) {
+                    if let Some(description) = &entry.description {
+                        db.description.clone_from(description);
+                    }
+                    if entry.max_connections.is_some() {
+                        db.max_connections = entry.max_connections;
+                    }
+                    if entry.timeout.is_some() {
+                        db.timeout = entry.timeout;
+                    }
+                }
+            }
+        }
+        build::apply_settings(&mut self, &raw, &mut sink);
+        validate::validate(&self, &[], &mut sink);
+        finish(self, sink.errors)
+    }
+
+    /// REDIS_URL, then REDIS_HOST, REDIS_PORT, REDIS_USERNAME, REDIS_PASSWORD (later wins field by field). `get` reads a variable.
+    ///
+    /// Empty variables count as unset. Errors name the variable and never show a password.
+    pub fn overlay_env(
+        mut self,
+        get: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigErrors> {
+        let var = |name: &str| get(name).filter(|v| !v.is_empty());
+        let mut errors = Vec::new();
+        if let Some(url) = var("REDIS_URL") {
+            if let Err(e) = self.connection.apply_url(&url) {
+                errors.push(
+                    ConfigError::new(
+                        ENVIRONMENT,
+                        format!("REDIS_URL is not a usable Redis URL: {e}"),
+                    )
+                    .with_help(
+                        "set REDIS_URL=redis://[user:password@]host:port (rediss:// for TLS)",
+                    ),
+                );
+            }
+        }
+        if let Some(host) = var("REDIS_HOST") {
+            self.connection.host = host;
+        }
+        if let Some(port) = var("REDIS_PORT") {
+            match port.parse::<u16>() {
+                Ok(p) if p > 0 => self.connection.port = p,
+                _ => errors.push(
+                    ConfigError::new(
+                        ENVIRONMENT,
+                        format!(
+                            "REDIS_PORT must be a TCP port between 1 and 65535, found `{port}`"
+                        ),
+                    )
+                    .with_help("set REDIS_PORT to a number such as 6379, or unset it"),
+                ),
+            }
+        }
+        if let Some(username) = var("REDIS_USERNAME") {
+            self.connection.username = Some(username);
+        }
+        if let Some(password) = var("REDIS_PASSWORD") {
+            self.connection.password = Some(Secret::new(password));
+        }
+        let mut sink = Sink::new(ENVIRONMENT, None);
+        sink.errors = errors;
+        validate::validate(&self, &[], &mut sink);
+        finish(self, sink.errors)
+    }
+}
+
+/// Reports every difference between the overlay's databases and the compiled ones.
+fn same_databases(base: &Config, overlay: &[RawDatabase], broken: &[String], sink: &mut Sink<'_>) {
+    let file = sink.file.to_owned();
+    for entry in overlay {
+        let at = sink.key(&KeyPath::database(&entry.name, entry.nth));
+        if entry.nth > 0 {
+            sink.push(
+                at,
+                format!("duplicate database name `{}`", entry.name),
+                "keep one entry per database",
+            );
+            continue;
+        }
+        let Some(compiled) = base.databases.iter().find(|d| d.name == entry.name) else {
+            sink.push(
+                at,
+                format!(
+                    "database `{}` is not in the compiled config: a runtime file may not add databases",
+                    entry.name
+                ),
+                format!("remove `{}` from {file}, or add it to the compiled YAML and rebuild", entry.name),
+            );
+            continue;
+        };
+        if let Some(db) = entry.db {
+            if db != i128::from(compiled.db) {
+                sink.push(
+                    sink.value(&KeyPath::database(&entry.name, 0).key("db")),
+                    format!(
+                        "database `{}` has db {} in the compiled config but {db} in {file}: a runtime file may not renumber databases",
+                        entry.name, compiled.db
+                    ),
+                    format!("set `db: {}` under `{}` in {file}", compiled.db, entry.name),
+                );
+            }
+        }
+        if entry.alias_of != compiled.alias_of {
+            let show = |a: &Option<String>| match a {
+                Some(t) => format!("an alias of `{t}`"),
+                None => "not an alias".to_owned(),
+            };
+            let fix = match &compiled.alias_of {
+                Some(t) => format!("write `alias_of: {t}` under `{}` in {file}", entry.name),
+                None => format!("remove `alias_of` under `{}` in {file}", entry.name),
+            };
+            sink.push(
+                sink.value(&KeyPath::database(&entry.name, 0).key("alias_of")),
+                format!(
+                    "database `{}` is {} in the compiled config but {} in {file}: a runtime file may not change aliases",
+                    entry.name,
+                    show(&compiled.alias_of),
+                    show(&entry.alias_of)
+                ),
+                fix,
+            );
+        }
+    }
+    for compiled in &base.databases {
+        let present =
+            overlay.iter().any(|e| e.name == compiled.name) || broken.contains(&compiled.name);
+        if !present {
+            sink.push(
+                sink.key(&KeyPath::root().key("redis_databases")),
+                format!(
+                    "database `{}` of the compiled config is missing from {file}: a runtime file may not remove databases",
+                    compiled.name
+                ),
+                format!(
+                    "add `{}: {{ db: {} }}` to {file}, or drop `redis_databases` from it entirely",
+                    compiled.name, compiled.db
+                ),
+            );
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! The resolved, validated configuration: what the macro generates from and the runtime runs on.
+
+use std::fmt;
+use std::time::Duration;
+
+/// A validated `redis-databases.yaml`, with every default filled in.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    /// The logical databases, in file order (the order of the generated enum's variants).
+    pub databases: Vec<Database>,
+    /// Where the databases live.
+    pub connection: Connection,
+    /// Command (response) timeout.
+    pub timeout: Duration,
+    /// Timeout for establishing a connection.
+    pub connect_timeout: Duration,
+    /// Pool size per database (overridable per database).
+    pub max_connections: usize,
+    /// Retry policy for connection-level failures.
+    pub retry: Retry,
+    /// Interval of the background health monitor; `None` disables it (`health_check_interval: 0`).
+    pub health_check_interval: Option<Duration>,
+    /// Emit one tracing event per command.
+    pub log_commands: bool,
+    /// Level of the per-command events.
+    pub log_level: LogLevel,
+    /// The server's `databases` setting: every `db` must lie in `0..max_databases`.
+    pub max_databases: u32,
+    /// Pooled connections idle longer than this are closed in the background.
+    pub idle_timeout: Duration,
+    /// How long to wait out a server that answers `LOADING`.
+    pub readiness: Readiness,
+    /// Circuit breaker settings, one breaker per database (aliases share).
+    pub circuit_breaker: CircuitBreaker,
+    /// TCP keepalive applied to every connection.
+    pub keepalive: Keepalive,
+}
+
+/// One logical database of `redis_databases`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Database {
+    /// The YAML name (snake_case).
+    pub name: String,
+    /// The Redis database number.
+    pub db: u32,
+    /// Free text; empty when the YAML has none.
+    pub description: String,
+    /// The database whose number (and pool, breaker, figures) this one shares.
+    pub alias_of: Option<String>,
+    /// Per-database pool size; `None` uses the top-level `max_connections`.
+    pub max_connections: Option<usize>,
+    /// Per-database command timeout (`timeout_seconds`); `None` uses the top-level `timeout`.
+    pub timeout: Option<Duration>,
+}
+
+impl Database {
+    /// Position in file order of the database whose pool this one uses (itself unless an alias).
+    pub fn target<'a>(&'a self, all: &'a [Database]) -> &'a Database {
+        match &self.alias_of {
+            Some(target) => all.iter().find(|d| &d.name == target).unwrap_or(self),
+            None => self,
+        }
+    }
+}
+
+/// The address and credentials of the default endpoint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Connection {
+    /// Host name or address.
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+    /// ACL user name.
+    pub username: Option<String>,
+    /// Password; redacted in `Debug`.
+    pub password: Option<Secret>,
+    /// `rediss://`: connect with TLS.
+    pub tls: bool,
+}
+
+impl Connection {
+    /// `redis://host:port` (or `rediss://`), without credentials: safe to show in errors and logs.
+    pub fn display_address(&self) -> String {
+        let scheme = if self.tls { "rediss" } else { "redis" };
+        format!("{scheme}://{}:{}", self.host, self.port)
+    }
+}
+
+/// A password. Its `Debug` and `Display` never show the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    /// The secret itself: call only where it is handed to the server.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(\"***\")")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Retry policy: `attempts` retries after the first failure, exponential backoff with jitter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Retry {
+    /// Retries after the first failure; 0 = no retries.
+    pub attempts: u32,
+    /// First backoff delay.
+    pub delay: Duration,
+    /// Cap of the backoff delay.
+    pub max_delay: Duration,
+}
+
+/// `readiness:` settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Readiness {
+    /// How long to wait while the server is loading.
+    pub max_wait: Duration,
+    /// How often to probe while waiting.
+    pub poll_interval: Duration,
+}
+
+/// `circuit_breaker:` settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CircuitBreaker {
+    /// Consecutive connection-level failures that open the circuit.
+    pub failure_threshold: u32,
+    /// Open time before one half-open probe is let through.
+    pub reset_timeout: Duration,
+}
+
+/// `keepalive:` settings (TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Keepalive {
+    /// Idle time before the first probe.
+    pub idle: Duration,
+    /// Interval between probes.
+    pub interval: Duration,
+    /// Unanswered probes before the connection is dropped.
+    pub count: u32,
+}
+
+/// `log_level:` of per-command events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogLevel {
+    /// TRACE
+    Trace,
+    /// DEBUG
+    Debug,
+    /// INFO
+    Info,
+    /// WARN (also accepts WARNING)
+    Warn,
+    /// ERROR
+    Error,
+}
+
+impl LogLevel {
+    /// The canonical upper-case spelling (`WARNING` is read as `WARN`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Trace => "TRACE",
+            LogLevel::Debug => "DEBUG",
+            LogLevel::Info => "INFO",
+            LogLevel::Warn => "WARN",
+            LogLevel::Error => "ERROR",
+        }
+    }
+}
+
+impl std::str::FromStr for LogLevel {
+    type Err = String;
+
+    /// Case-insensitive TRACE, DEBUG, INFO, WARN, WARNING or ERROR.
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_uppercase().as_str() {
+            "TRACE" => Ok(LogLevel::Trace),
+            "DEBUG" => Ok(LogLevel::Debug),
+            "INFO" => Ok(LogLevel::Info),
+            "WARN" | "WARNING" => Ok(LogLevel::Warn),
+            "ERROR" => Ok(LogLevel::Error),
+            _ => Err(format!(
+                "unknown log level `{s}` (expected TRACE, DEBUG, INFO, WARN, WARNING or ERROR)"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for LogLevel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

@@ -1,0 +1,58 @@
+//! The file as written: every key optional, each value already type-checked.
+//!
+//! One shape serves both the compiled file (absent keys take defaults) and a runtime file
+//! laid over a config (absent keys keep the config's value).
+
+use std::time::Duration;
+
+use crate::model::LogLevel;
+
+/// A whole file. `None` = the key is absent.
+#[derive(Debug, Default)]
+pub(crate) struct RawConfig {
+    /// `redis_databases`, in file order, duplicates included.
+    pub databases: Option<Vec<RawDatabase>>,
+    /// Names of entries that were present but unusable (already reported), so that rules
+    /// referring to them (e.g. `alias_of`) do not pile up follow-on errors.
+    pub broken_databases: Vec<String>,
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub url: Option<String>,
+    /// `Some(None)` = written as `null`.
+    pub username: Option<Option<String>>,
+    /// `Some(None)` = written as `null`.
+    pub password: Option<Option<String>>,
+    pub timeout: Option<Duration>,
+    pub connect_timeout: Option<Duration>,
+    pub max_connections: Option<usize>,
+    pub retry_attempts: Option<u32>,
+    pub retry_delay: Option<Duration>,
+    pub retry_max_delay: Option<Duration>,
+    /// `Some(None)` = `0`, the monitor is disabled.
+    pub health_check_interval: Option<Option<Duration>>,
+    pub log_commands: Option<bool>,
+    pub log_level: Option<LogLevel>,
+    pub max_databases: Option<u32>,
+    pub idle_timeout: Option<Duration>,
+    pub readiness_max_wait: Option<Duration>,
+    pub readiness_poll_interval: Option<Duration>,
+    pub failure_threshold: Option<u32>,
+    pub reset_timeout: Option<Duration>,
+    pub keepalive_idle: Option<Duration>,
+    pub keepalive_interval: Option<Duration>,
+    pub keepalive_count: Option<u32>,
+}
+
+/// One entry of `redis_databases`.
+#[derive(Debug, Default)]
+pub(crate) struct RawDatabase {
+    pub name: String,
+    /// Which occurrence of `name` this is (0 unless the name is duplicated), for places.
+    pub nth: usize,
+    /// Any integer as written; range-checked against `max_databases` later.
+    pub db: Option<i128>,
+    pub description: Option<String>,
+    pub alias_of: Option<String>,
+    pub max_connections: Option<usize>,
+    pub timeout: Option<Duration>,
+}

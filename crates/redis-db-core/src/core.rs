@@ -1,0 +1,488 @@
+//! The shared core behind every generated client: one target (lane, pool, breaker, readiness,
+//! counters) per distinct database number, and the one road every call travels.
+
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use deadpool_redis::Pool;
+use redis::aio::ConnectionLike;
+use redis::{Cmd, Pipeline, RedisError, Value};
+use redis_db_config::{Config, LogLevel};
+use tokio::task::JoinHandle;
+
+use crate::breaker::{Breaker, Transition};
+use crate::command::CommandTraits;
+use crate::error::Error;
+use crate::handle::Handle;
+use crate::health::{self, HealthReport};
+use crate::lane::Lane;
+use crate::pool;
+use crate::readiness::Readiness;
+use crate::retry::{self, Stage, Verdict};
+use crate::stats::{Counters, DatabaseStats, PoolStats, Stats, Totals};
+
+/// One distinct (server, database number): what aliases share.
+pub(crate) struct Target {
+    /// The name of the database that owns the number (not an alias).
+    pub name: String,
+    pub db: u32,
+    pub lane: Lane,
+    pub pool: Pool,
+    pub breaker: Breaker,
+    pub readiness: Readiness,
+    pub counters: Arc<Counters>,
+}
+
+/// One logical database, in file order.
+pub(crate) struct Slot {
+    pub name: String,
+    pub db: u32,
+    pub alias_of: Option<String>,
+    pub target: usize,
+    pub timeout: Duration,
+}
+
+pub(crate) struct Inner {
+    pub config: Config,
+    /// The server address without credentials, for messages.
+    pub address: String,
+    pub slots: Vec<Slot>,
+    pub targets: Vec<Target>,
+    started: Instant,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// The background monitor's last verdict per database, shown in `stats()`.
+    last_health: Mutex<Option<HealthReport>>,
+}
+
+/// What a call sends.
+pub(crate) enum Request<'a> {
+    Command(&'a Cmd),
+    Pipeline { pipeline: &'a Pipeline, offset: usize, count: usize },
+}
+
+/// What a call gets back.
+pub(crate) enum Reply {
+    Value(Value),
+    Values(Vec<Value>),
+}
+
+impl Request<'_> {
+    pub fn traits(&self) -> CommandTraits {
+        match self {
+            Request::Command(cmd) => CommandTraits::of_cmd(cmd),
+            Request::Pipeline { pipeline, .. } => CommandTraits::of_pipeline(pipeline),
+        }
+    }
+
+    pub async fn send<C: ConnectionLike>(&self, connection: &mut C) -> Result<Reply, RedisError> {
+        match self {
+            Request::Command(cmd) => connection.req_packed_command(cmd).await.map(Reply::Value),
+            Request::Pipeline { pipeline, offset, count } => connection
+                .req_packed_commands(pipeline, *offset, *count)
+                .await
+                .map(Reply::Values),
+        }
+    }
+}
+
+/// The connected runtime shared by every clone of a generated client. Cheap to clone.
+#[derive(Clone)]
+pub struct Core {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core")
+            .field("address", &self.inner.address)
+            .field("databases", &self.inner.slots.iter().map(|s| (&s.name, s.db)).collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Core {
+    /// Builds the pools and waits until every database answers (waiting out `LOADING`).
+    pub async fn connect(config: Config) -> Result<Core, Error> {
+        let inner = Arc::new(Inner::new(config)?);
+        for target in 0..inner.targets.len() {
+            let position = inner.slots.iter().position(|s| s.target == target).unwrap_or(0);
+            inner.run(position, Request::Command(&redis::cmd("PING")), false).await?;
+        }
+        Inner::start_background_tasks(&inner);
+        tracing::info!(address = %inner.address, databases = inner.slots.len(), "redis-db: connected");
+        Ok(Core { inner })
+    }
+
+    /// The handle of the database at `position` in file order (the generated enum's discriminant).
+    /// An out-of-range position (impossible through the generated API) yields the first database.
+    pub fn handle(&self, position: usize) -> Handle {
+        let position = if position < self.inner.slots.len() { position } else { 0 };
+        Handle::new(self.inner.clone(), position)
+    }
+
+    /// The handle of a database by its YAML name.
+    pub fn handle_by_name(&self, name: &str) -> Option<Handle> {
+        let position = self.inner.slots.iter().position(|s| s.name == name)?;
+        Some(Handle::new(self.inner.clone(), position))
+    }
+
+    /// A snapshot of every database's figures.
+    pub fn stats(&self) -> Stats {
+        self.inner.stats()
+    }
+
+    /// Pings every database now.
+    pub async fn health(&self) -> HealthReport {
+        health::check(&self.inner).await
+    }
+
+    /// The resolved configuration this core runs on.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+}
+
+impl Inner {
+    fn new(config: Config) -> Result<Inner, Error> {
+        let address = config.connection.display_address();
+        let mut targets: Vec<Target> = Vec::new();
+        let mut slots = Vec::with_capacity(config.databases.len());
+        for database in &config.databases {
+            let owner = database.target(&config.databases);
+            let target = match targets.iter().position(|t| t.db == owner.db) {
+                Some(index) => index,
+                None => {
+                    targets.push(Target::new(&config, owner.name.clone(), owner.db, owner.max_connections)?);
+                    targets.len() - 1
+                }
+            };
+            slots.push(Slot {
+                name: database.name.clone(),
+                db: database.db,
+                alias_of: database.alias_of.clone(),
+                target,
+                timeout: database.timeout.unwrap_or(config.timeout),
+            });
+        }
+        Ok(Inner {
+            config,
+            address,
+            slots,
+            targets,
+            started: Instant::now(),
+            tasks: Mutex::new(Vec::new()),
+            last_health: Mutex::new(None),
+        })
+    }
+
+    fn start_background_tasks(inner: &Arc<Inner>) {
+        let mut tasks = Vec::new();
+        if let Some(interval) = inner.config.health_check_interval {
+            tasks.push(tokio::spawn(health::monitor(Arc::downgrade(inner), interval)));
+        }
+        tasks.push(tokio::spawn(reap_idle(Arc::downgrade(inner), inner.config.idle_timeout)));
+        *inner.tasks.lock().unwrap_or_else(|p| p.into_inner()) = tasks;
+    }
+
+    pub fn slot(&self, position: usize) -> (&Slot, &Target) {
+        let slot = &self.slots[position.min(self.slots.len() - 1)];
+        (slot, &self.targets[slot.target])
+    }
+
+    /// The one road of every call: exclusive-state check, breaker, readiness, attempts, record.
+    pub async fn run(&self, position: usize, request: Request<'_>, record: bool) -> Result<Reply, Error> {
+        let (slot, target) = self.slot(position);
+        let traits = request.traits();
+        let started = Instant::now();
+        let result = if traits.needs_exclusive {
+            Err(Error::NeedsExclusiveConnection { database: slot.name.clone(), db: slot.db, command: traits.name.clone() })
+        } else {
+            self.run_guarded(slot, target, &request, &traits).await
+        };
+        if record {
+            let elapsed = started.elapsed();
+            let error = result.as_ref().err().map(ToString::to_string);
+            target.counters.record_call(elapsed, error.as_deref());
+            if self.config.log_commands {
+                log_command(self.config.log_level, &slot.name, &traits.name, elapsed, error.as_deref());
+            }
+        }
+        result
+    }
+
+    async fn run_guarded(&self, slot: &Slot, target: &Target, request: &Request<'_>, traits: &CommandTraits) -> Result<Reply, Error> {
+        let (permit, transition) = target.breaker.try_acquire(Instant::now()).map_err(|rejected| Error::CircuitOpen {
+            database: slot.name.clone(),
+            db: slot.db,
+            failures: rejected.failures,
+            retry_in: rejected.retry_in,
+        })?;
+        log_transition(&slot.name, transition);
+        let attempt_timeout = traits.deadline(slot.timeout);
+        let readiness = self.config.readiness;
+        let mut loading_deadline: Option<Instant> = None;
+        let mut backoff = retry::backoff(&self.config.retry);
+        let mut attempts = 0u32;
+        loop {
+            if target.readiness.is_loading() {
+                let deadline = *loading_deadline.get_or_insert_with(|| Instant::now() + readiness.max_wait);
+                if target.readiness.wait(&target.lane, readiness.poll_interval, slot.timeout, deadline).await.is_err() {
+                    permit.neutral();
+                    return Err(self.still_loading(slot, readiness.max_wait));
+                }
+            }
+            attempts += 1;
+            let (error, stage) = match self.attempt(target, request, traits, attempt_timeout).await {
+                Ok(reply) => {
+                    log_transition(&slot.name, permit.succeeded());
+                    return Ok(reply);
+                }
+                Err(failure) => failure,
+            };
+            let verdict = retry::classify(&error, stage);
+            match verdict {
+                Verdict::WaitForLoading => {
+                    // LOADING means the server did not run the command: waiting is not a retry.
+                    attempts -= 1;
+                    target.readiness.mark_loading();
+                    if loading_deadline.is_some_and(|d| Instant::now() >= d) {
+                        permit.neutral();
+                        return Err(self.still_loading(slot, readiness.max_wait));
+                    }
+                }
+                Verdict::CommandError => {
+                    log_transition(&slot.name, permit.succeeded());
+                    return Err(Error::Command { database: slot.name.clone(), db: slot.db, source: error });
+                }
+                Verdict::Authentication => {
+                    permit.neutral();
+                    return Err(Error::Authentication {
+                        database: slot.name.clone(),
+                        db: slot.db,
+                        address: self.address.clone(),
+                        detail: error.to_string(),
+                    });
+                }
+                Verdict::DatabaseOutOfRange => {
+                    permit.neutral();
+                    return Err(Error::DatabaseOutOfRange {
+                        database: slot.name.clone(),
+                        db: slot.db,
+                        address: self.address.clone(),
+                        detail: error.to_string(),
+                    });
+                }
+                Verdict::RetryAny | Verdict::RetryIfReadOnly => {
+                    let may_resend = verdict == Verdict::RetryAny || traits.read_only;
+                    if may_resend {
+                        if let Some(delay) = backoff.next() {
+                            target.counters.record_retry();
+                            tracing::debug!(database = %slot.name, attempt = attempts, ?delay, error = %error, "redis-db: retrying");
+                            tokio::time::sleep(delay).await;
+                            continue;
+                        }
+                    }
+                    log_transition(&slot.name, permit.failed(Instant::now()));
+                    return Err(self.connection_failure(slot, error, attempts, attempt_timeout, may_resend));
+                }
+            }
+        }
+    }
+
+    /// One attempt on the shared lane, or on an exclusive connection for blocking commands (a
+    /// blocked multiplexed connection would stall every other caller).
+    async fn attempt(
+        &self,
+        target: &Target,
+        request: &Request<'_>,
+        traits: &CommandTraits,
+        timeout: Option<Duration>,
+    ) -> Result<Reply, (RedisError, Stage)> {
+        if traits.blocks_for.is_some() {
+            let mut connection = target.pool.get().await.map_err(|e| (pool_error(e), Stage::Connect))?;
+            return match with_timeout(timeout, request.send(&mut connection)).await {
+                Ok(reply) => Ok(reply),
+                Err(e) => {
+                    // Possibly still blocked server-side or broken: never hand it out again.
+                    drop(deadpool_redis::Connection::take(connection));
+                    Err((e, Stage::Command))
+                }
+            };
+        }
+        let mut live = target.lane.get().await.map_err(|e| (e, Stage::Connect))?;
+        match with_timeout(timeout, request.send(&mut live.connection)).await {
+            Ok(reply) => Ok(reply),
+            Err(e) => {
+                if e.is_io_error() {
+                    target.lane.discard(live.generation);
+                }
+                Err((e, Stage::Command))
+            }
+        }
+    }
+
+    fn still_loading(&self, slot: &Slot, waited: Duration) -> Error {
+        Error::StillLoading { database: slot.name.clone(), db: slot.db, address: self.address.clone(), waited }
+    }
+
+    fn connection_failure(&self, slot: &Slot, error: RedisError, attempts: u32, timeout: Option<Duration>, may_resend: bool) -> Error {
+        match timeout {
+            Some(timeout) if error.is_timeout() => Error::Timeout {
+                database: slot.name.clone(),
+                db: slot.db,
+                address: self.address.clone(),
+                timeout,
+                attempts,
+                resend: if may_resend { "" } else { " (a write is never re-sent once it may have reached the server)" },
+            },
+            _ => Error::Unreachable { database: slot.name.clone(), db: slot.db, address: self.address.clone(), attempts, source: error },
+        }
+    }
+
+    pub fn record_health(&self, report: &HealthReport) {
+        *self.last_health.lock().unwrap_or_else(|p| p.into_inner()) = Some(report.clone());
+    }
+
+    fn stats(&self) -> Stats {
+        let last_health = self.last_health.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let mut totals = Totals::default();
+        let per_target: Vec<DatabaseStats> = self
+            .targets
+            .iter()
+            .map(|target| {
+                let mut stats = DatabaseStats::default();
+                target.counters.snapshot_into(&mut stats);
+                let status = target.pool.status();
+                target.counters.snapshot_connections(&mut stats, status.size);
+                stats.pool = PoolStats {
+                    max_size: status.max_size,
+                    size: status.size,
+                    idle: status.available,
+                    in_use: status.size.saturating_sub(status.available),
+                    waiting: status.waiting,
+                };
+                stats.circuit = target.breaker.state();
+                stats.circuit_openings = target.breaker.openings();
+                totals.commands += stats.commands;
+                totals.failures += stats.failures;
+                totals.retries += stats.retries;
+                totals.connections_created += stats.connections_created;
+                totals.connections_closed += stats.connections_closed;
+                stats
+            })
+            .collect();
+        let databases = self
+            .slots
+            .iter()
+            .map(|slot| DatabaseStats {
+                name: slot.name.clone(),
+                db: slot.db,
+                alias_of: slot.alias_of.clone(),
+                health: last_health.as_ref().and_then(|h| h.database(&slot.name)).map(|h| h.state),
+                ..per_target[slot.target].clone()
+            })
+            .collect();
+        Stats { uptime_seconds: self.started.elapsed().as_secs_f64(), totals, databases }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Background tasks hold only a Weak; stop them now rather than at their next tick.
+        for task in self.tasks.get_mut().unwrap_or_else(|p| p.into_inner()).drain(..) {
+            task.abort();
+        }
+    }
+}
+
+impl Target {
+    fn new(config: &Config, name: String, db: u32, max_connections: Option<usize>) -> Result<Target, Error> {
+        let counters = Arc::new(Counters::new());
+        let invalid = |e: RedisError| Error::Unreachable {
+            database: name.clone(),
+            db,
+            address: config.connection.display_address(),
+            attempts: 0,
+            source: e,
+        };
+        let endpoint = pool::endpoint(config, db).map_err(invalid)?;
+        let pool = pool::exclusive_pool(&endpoint, max_connections.unwrap_or(config.max_connections), config, counters.clone())
+            .map_err(invalid)?;
+        Ok(Target {
+            lane: Lane::new(endpoint.client, endpoint.connection_config, counters.clone()),
+            pool,
+            breaker: Breaker::new(config.circuit_breaker),
+            readiness: Readiness::default(),
+            counters,
+            name,
+            db,
+        })
+    }
+}
+
+pub(crate) async fn with_timeout<T>(
+    timeout: Option<Duration>,
+    future: impl std::future::Future<Output = Result<T, RedisError>>,
+) -> Result<T, RedisError> {
+    match timeout {
+        None => future.await,
+        Some(limit) => tokio::time::timeout(limit, future).await.unwrap_or_else(|_| {
+            Err(RedisError::from(std::io::Error::new(std::io::ErrorKind::TimedOut, format!("no reply within {limit:?}"))))
+        }),
+    }
+}
+
+pub(crate) fn pool_error(error: deadpool_redis::PoolError) -> RedisError {
+    use deadpool_redis::PoolError;
+    match error {
+        PoolError::Backend(e) => e,
+        PoolError::Timeout(kind) => RedisError::from(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("pool {kind:?} timeout"),
+        )),
+        other => RedisError::from((redis::ErrorKind::Io, "pool", other.to_string())),
+    }
+}
+
+fn log_transition(database: &str, transition: Option<Transition>) {
+    match transition {
+        None => {}
+        Some(Transition::Opened { failures }) => {
+            tracing::warn!(database, failures, "redis-db: circuit opened")
+        }
+        Some(Transition::HalfOpened) => tracing::info!(database, "redis-db: circuit half-open, probing"),
+        Some(Transition::Closed) => tracing::info!(database, "redis-db: circuit closed"),
+    }
+}
+
+fn log_command(level: LogLevel, database: &str, command: &str, elapsed: Duration, error: Option<&str>) {
+    let micros = elapsed.as_micros() as u64;
+    macro_rules! event {
+        ($level:expr) => {
+            tracing::event!($level, database, command, micros, error, "redis-db: command")
+        };
+    }
+    match level {
+        LogLevel::Trace => event!(tracing::Level::TRACE),
+        LogLevel::Debug => event!(tracing::Level::DEBUG),
+        LogLevel::Info => event!(tracing::Level::INFO),
+        LogLevel::Warn => event!(tracing::Level::WARN),
+        LogLevel::Error => event!(tracing::Level::ERROR),
+    }
+}
+
+async fn reap_idle(inner: Weak<Inner>, idle_timeout: Duration) {
+    let tick = (idle_timeout / 2).clamp(Duration::from_millis(100), Duration::from_secs(30));
+    let idle_ms = idle_timeout.as_millis() as u64;
+    loop {
+        tokio::time::sleep(tick).await;
+        let Some(inner) = inner.upgrade() else { return };
+        for target in &inner.targets {
+            let removed = target.pool.retain(|_, metrics| metrics.last_used() < idle_timeout).removed.len();
+            let lane_closed = target.lane.close_if_idle(idle_ms);
+            if removed > 0 || lane_closed {
+                tracing::debug!(database = %target.name, pooled = removed, shared = lane_closed, "redis-db: closed idle connections");
+            }
+        }
+    }
+}

@@ -1,0 +1,152 @@
+//! Health: a ping of every database now, and a background monitor that logs state changes.
+
+use std::sync::Weak;
+use std::time::{Duration, Instant};
+
+use redis::aio::ConnectionLike;
+use redis::{ErrorKind, ServerErrorKind};
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
+
+use crate::core::{with_timeout, Inner};
+use crate::stats::CircuitState;
+
+/// The state of one database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthState {
+    /// Answers promptly, circuit closed.
+    Healthy,
+    /// Reachable but loading, slow (over half its timeout), or its circuit is not closed.
+    Degraded,
+    /// Does not answer, or answers with an error.
+    Failed,
+}
+
+/// One database's health. Serialized under its name.
+#[derive(Debug, Clone, Serialize)]
+pub struct DatabaseHealth {
+    /// The YAML name (the key in the serialized map).
+    #[serde(skip)]
+    pub name: String,
+    /// The Redis database number.
+    pub db: u32,
+    /// healthy, degraded or failed.
+    pub state: HealthState,
+    /// Round trip of the ping, when it was answered.
+    pub latency_ms: Option<f64>,
+    /// The circuit breaker's state.
+    pub circuit: CircuitState,
+    /// Why it is not healthy.
+    pub detail: Option<String>,
+}
+
+/// A health check of every database. Serialized:
+/// `{"databases": {"<name>": {"state": "healthy" | "degraded" | "failed", ..}, ..}}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct HealthReport {
+    /// One entry per database, in file order.
+    #[serde(serialize_with = "serialize_by_name")]
+    pub databases: Vec<DatabaseHealth>,
+}
+
+impl HealthReport {
+    /// The health of one database by its YAML name.
+    pub fn database(&self, name: &str) -> Option<&DatabaseHealth> {
+        self.databases.iter().find(|d| d.name == name)
+    }
+
+    /// True when every database is healthy.
+    pub fn is_healthy(&self) -> bool {
+        self.databases.iter().all(|d| d.state == HealthState::Healthy)
+    }
+}
+
+fn serialize_by_name<S: Serializer>(databases: &[DatabaseHealth], serializer: S) -> Result<S::Ok, S::Error> {
+    let mut map = serializer.serialize_map(Some(databases.len()))?;
+    for database in databases {
+        map.serialize_entry(&database.name, database)?;
+    }
+    map.end()
+}
+
+/// Pings every distinct target once (aliases report their target's result). Observes the
+/// breaker but never changes it: only real calls close a circuit.
+pub(crate) async fn check(inner: &Inner) -> HealthReport {
+    let mut per_target = Vec::with_capacity(inner.targets.len());
+    for (index, target) in inner.targets.iter().enumerate() {
+        let timeout = inner
+            .slots
+            .iter()
+            .find(|s| s.target == index)
+            .map_or(inner.config.timeout, |s| s.timeout);
+        per_target.push(ping(target, timeout).await);
+    }
+    let databases = inner
+        .slots
+        .iter()
+        .map(|slot| {
+            let target = &inner.targets[slot.target];
+            let (state, latency, detail) = per_target[slot.target].clone();
+            let circuit = target.breaker.state();
+            let (state, detail) = match (state, circuit) {
+                (HealthState::Healthy, CircuitState::Closed) => (state, detail),
+                (HealthState::Healthy, _) => (HealthState::Degraded, Some(format!("circuit {circuit:?}").to_lowercase())),
+                _ => (state, detail),
+            };
+            DatabaseHealth {
+                name: slot.name.clone(),
+                db: slot.db,
+                state,
+                latency_ms: latency.map(|l| l.as_secs_f64() * 1000.0),
+                circuit,
+                detail,
+            }
+        })
+        .collect();
+    HealthReport { databases }
+}
+
+async fn ping(target: &crate::core::Target, timeout: Duration) -> (HealthState, Option<Duration>, Option<String>) {
+    let started = Instant::now();
+    let result = with_timeout(Some(timeout), async {
+        let mut live = target.lane.get().await?;
+        let reply = live.connection.req_packed_command(&redis::cmd("PING")).await;
+        if reply.as_ref().is_err_and(|e| e.is_io_error()) {
+            target.lane.discard(live.generation);
+        }
+        reply
+    })
+    .await;
+    let latency = started.elapsed();
+    match result {
+        Ok(_) if latency > timeout / 2 => (HealthState::Degraded, Some(latency), Some(format!("slow: {latency:?}"))),
+        Ok(_) => (HealthState::Healthy, Some(latency), None),
+        Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::BusyLoading) => {
+            (HealthState::Degraded, Some(latency), Some("loading dataset".to_owned()))
+        }
+        Err(e) => (HealthState::Failed, None, Some(e.to_string())),
+    }
+}
+
+/// The background monitor: one check per interval, a tracing event on every state change.
+pub(crate) async fn monitor(inner: Weak<Inner>, interval: Duration) {
+    let mut previous: Vec<Option<HealthState>> = Vec::new();
+    loop {
+        tokio::time::sleep(interval).await;
+        let Some(core) = inner.upgrade() else { return };
+        let report = check(&core).await;
+        previous.resize(report.databases.len(), None);
+        for (database, last) in report.databases.iter().zip(previous.iter_mut()) {
+            if *last != Some(database.state) {
+                match database.state {
+                    HealthState::Healthy => tracing::info!(database = %database.name, "redis-db: healthy"),
+                    HealthState::Degraded => tracing::warn!(database = %database.name, detail = ?database.detail, "redis-db: degraded"),
+                    HealthState::Failed => tracing::error!(database = %database.name, detail = ?database.detail, "redis-db: failed"),
+                }
+                *last = Some(database.state);
+            }
+        }
+        core.record_health(&report);
+    }
+}

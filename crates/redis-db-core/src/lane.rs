@@ -1,0 +1,109 @@
+//! The shared per-database connection that carries ordinary calls: one multiplexed connection
+//! per (server, db), pipelining the calls of every clone, replaced when it breaks.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, Client, RedisError};
+
+use crate::stats::Counters;
+
+/// A connection plus the generation it belongs to, so that a caller that saw it fail replaces
+/// that one and not a fresh one another caller already installed.
+#[derive(Clone)]
+pub(crate) struct LaneConnection {
+    pub connection: MultiplexedConnection,
+    pub generation: u64,
+}
+
+pub(crate) struct Lane {
+    client: Client,
+    config: AsyncConnectionConfig,
+    current: Mutex<Option<LaneConnection>>,
+    /// Serialises reconnection so that a burst of callers opens one connection, not hundreds.
+    connecting: tokio::sync::Mutex<()>,
+    generation: AtomicU64,
+    /// Milliseconds since `epoch` of the last use, for the idle reaper.
+    last_used_ms: AtomicU64,
+    epoch: Instant,
+    counters: Arc<Counters>,
+}
+
+impl Lane {
+    pub fn new(client: Client, config: AsyncConnectionConfig, counters: Arc<Counters>) -> Self {
+        Self {
+            client,
+            config,
+            current: Mutex::new(None),
+            connecting: tokio::sync::Mutex::new(()),
+            generation: AtomicU64::new(0),
+            last_used_ms: AtomicU64::new(0),
+            epoch: Instant::now(),
+            counters,
+        }
+    }
+
+    /// The live connection, opening one if there is none. A failure here means nothing was sent.
+    pub async fn get(&self) -> Result<LaneConnection, RedisError> {
+        self.touch();
+        if let Some(live) = self.peek() {
+            return Ok(live);
+        }
+        let _one_at_a_time = self.connecting.lock().await;
+        if let Some(live) = self.peek() {
+            return Ok(live);
+        }
+        let connection = self
+            .client
+            .get_multiplexed_async_connection_with_config(&self.config)
+            .await?;
+        self.counters.connection_created();
+        let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
+        let live = LaneConnection { connection, generation };
+        *self.lock() = Some(live.clone());
+        tracing::debug!(generation, "redis-db: opened shared connection");
+        Ok(live)
+    }
+
+    fn peek(&self) -> Option<LaneConnection> {
+        self.lock().clone()
+    }
+
+    /// Drops the connection of `generation` after it failed; the next call opens a new one.
+    pub fn discard(&self, generation: u64) {
+        let mut current = self.lock();
+        if current.as_ref().is_some_and(|c| c.generation == generation) {
+            *current = None;
+            self.counters.connection_closed(1);
+            tracing::debug!(generation, "redis-db: dropped broken shared connection");
+        }
+    }
+
+    /// Closes the connection if it has not been used for `idle_ms`. Returns whether it did.
+    pub fn close_if_idle(&self, idle_ms: u64) -> bool {
+        let idle_for = self.now_ms().saturating_sub(self.last_used_ms.load(Ordering::Relaxed));
+        if idle_for < idle_ms {
+            return false;
+        }
+        let mut current = self.lock();
+        if current.take().is_some() {
+            self.counters.connection_closed(1);
+            return true;
+        }
+        false
+    }
+
+    fn touch(&self) {
+        self.last_used_ms.store(self.now_ms(), Ordering::Relaxed);
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<LaneConnection>> {
+        self.current.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}

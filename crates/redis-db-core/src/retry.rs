@@ -1,0 +1,137 @@
+//! Which failures may be retried, and how long to wait between attempts.
+
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use redis::{ErrorKind, RedisError, ServerErrorKind};
+use redis_db_config::Retry;
+
+/// Where a failure happened, which decides whether the command may have reached the server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Stage {
+    /// Getting a connection: nothing was sent yet.
+    Connect,
+    /// The command was written (or may have been): the server may have applied it.
+    Command,
+}
+
+/// What to do about one failed attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// The server said `LOADING`: wait for readiness, then send again (nothing was applied).
+    WaitForLoading,
+    /// The server refused without applying (`TRYAGAIN`, `MASTERDOWN`) or the command never left:
+    /// retry any command.
+    RetryAny,
+    /// The connection failed after the command may have been sent: retry reads only.
+    RetryIfReadOnly,
+    /// Wrong credentials: never retried.
+    Authentication,
+    /// The server rejects the database number: never retried.
+    DatabaseOutOfRange,
+    /// The server answered with a command error (`WRONGTYPE`, syntax...): never retried.
+    CommandError,
+}
+
+/// The classifier table.
+pub(crate) fn classify(error: &RedisError, stage: Stage) -> Verdict {
+    match error.kind() {
+        ErrorKind::Server(ServerErrorKind::BusyLoading) => Verdict::WaitForLoading,
+        ErrorKind::Server(ServerErrorKind::TryAgain | ServerErrorKind::MasterDown) => {
+            Verdict::RetryAny
+        }
+        ErrorKind::AuthenticationFailed => Verdict::Authentication,
+        ErrorKind::Server(ServerErrorKind::NoPerm) if stage == Stage::Connect => {
+            Verdict::Authentication
+        }
+        _ if is_auth_message(error) => Verdict::Authentication,
+        _ if is_db_out_of_range(error) => Verdict::DatabaseOutOfRange,
+        ErrorKind::Io | ErrorKind::Parse | ErrorKind::ClusterConnectionNotFound => match stage {
+            Stage::Connect => Verdict::RetryAny,
+            Stage::Command => Verdict::RetryIfReadOnly,
+        },
+        _ => Verdict::CommandError,
+    }
+}
+
+fn is_auth_message(error: &RedisError) -> bool {
+    let code = error.code().unwrap_or_default();
+    code == "WRONGPASS" || code == "NOAUTH" || error.to_string().contains("WRONGPASS")
+}
+
+fn is_db_out_of_range(error: &RedisError) -> bool {
+    error.to_string().contains("DB index is out of range")
+}
+
+/// Exponential backoff with jitter: `delay`, about `2 x delay`, ... never above `max_delay`, at
+/// most `attempts` delays. backon does the maths so that we keep our own attempt loop (which also has
+/// to wait out `LOADING` and decide per attempt whether a write may be re-sent).
+pub(crate) fn backoff(retry: &Retry) -> impl Iterator<Item = Duration> + Send {
+    let max_delay = retry.max_delay;
+    ExponentialBuilder::default()
+        .with_min_delay(retry.delay)
+        .with_max_delay(retry.max_delay)
+        .with_factor(2.0)
+        .with_jitter()
+        .with_max_times(retry.attempts as usize)
+        .build()
+        // backon adds its jitter on top of the capped delay; the config promises a hard cap.
+        .map(move |delay| delay.min(max_delay))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io;
+
+    fn io_error(kind: io::ErrorKind) -> RedisError {
+        RedisError::from(io::Error::new(kind, "test"))
+    }
+
+    fn server_error(text: &str) -> RedisError {
+        // Parse a real RESP error reply so the kind is what a server would produce.
+        let reply = format!("-{text}\r\n");
+        match redis::parse_redis_value(reply.as_bytes()) {
+            Ok(redis::Value::ServerError(err)) => err.into(),
+            other => panic!("not a server error: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn classifier_table() {
+        let cases: Vec<(RedisError, Stage, Verdict)> = vec![
+            (server_error("LOADING Redis is loading the dataset in memory"), Stage::Command, Verdict::WaitForLoading),
+            (server_error("TRYAGAIN retry"), Stage::Command, Verdict::RetryAny),
+            (server_error("MASTERDOWN link down"), Stage::Command, Verdict::RetryAny),
+            (io_error(io::ErrorKind::ConnectionRefused), Stage::Connect, Verdict::RetryAny),
+            (io_error(io::ErrorKind::TimedOut), Stage::Connect, Verdict::RetryAny),
+            (io_error(io::ErrorKind::ConnectionReset), Stage::Command, Verdict::RetryIfReadOnly),
+            (io_error(io::ErrorKind::TimedOut), Stage::Command, Verdict::RetryIfReadOnly),
+            (server_error("WRONGPASS invalid username-password pair"), Stage::Connect, Verdict::Authentication),
+            (server_error("NOAUTH Authentication required."), Stage::Command, Verdict::Authentication),
+            (server_error("ERR DB index is out of range"), Stage::Connect, Verdict::DatabaseOutOfRange),
+            (server_error("WRONGTYPE Operation against a key holding the wrong kind of value"), Stage::Command, Verdict::CommandError),
+            (server_error("ERR syntax error"), Stage::Command, Verdict::CommandError),
+            (server_error("NOSCRIPT No matching script"), Stage::Command, Verdict::CommandError),
+        ];
+        for (error, stage, expected) in cases {
+            assert_eq!(classify(&error, stage), expected, "{error} at {stage:?}");
+        }
+    }
+
+    #[test]
+    fn backoff_grows_is_capped_and_stops_after_the_attempts() {
+        let retry = Retry { attempts: 6, delay: Duration::from_millis(100), max_delay: Duration::from_millis(500) };
+        let delays: Vec<Duration> = backoff(&retry).collect();
+        assert_eq!(delays.len(), 6);
+        assert!(delays[0] >= Duration::from_millis(100) && delays[0] <= Duration::from_millis(200), "{delays:?}");
+        assert!(delays.iter().all(|d| *d <= Duration::from_millis(500)), "{delays:?}");
+        assert_eq!(delays[5], Duration::from_millis(500), "grown to the cap: {delays:?}");
+    }
+
+    #[test]
+    fn zero_attempts_means_no_retry() {
+        let retry = Retry { attempts: 0, delay: Duration::from_millis(100), max_delay: Duration::from_secs(1) };
+        assert_eq!(backoff(&retry).count(), 0);
+    }
+}

@@ -1,0 +1,255 @@
+//! Per-database figures: counted on every call, read as a serializable snapshot.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
+
+/// The counters of one pool target (a database and its aliases).
+#[derive(Debug)]
+pub(crate) struct Counters {
+    commands: AtomicU64,
+    failures: AtomicU64,
+    retries: AtomicU64,
+    /// Shared-lane connections opened and closed; the pool's are counted by `pool_created`.
+    connections_created: AtomicU64,
+    connections_closed: AtomicU64,
+    pool_created: AtomicU64,
+    /// Microseconds per call; hdrhistogram gives an honest p99 at 2 significant digits.
+    latency: Mutex<Histogram<u64>>,
+    last_error: Mutex<Option<String>>,
+}
+
+impl Counters {
+    pub fn new() -> Self {
+        Self {
+            commands: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
+            connections_created: AtomicU64::new(0),
+            connections_closed: AtomicU64::new(0),
+            pool_created: AtomicU64::new(0),
+            latency: Mutex::new(new_histogram()),
+            last_error: Mutex::new(None),
+        }
+    }
+
+    pub fn record_call(&self, elapsed: Duration, error: Option<&str>) {
+        self.commands.fetch_add(1, Ordering::Relaxed);
+        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX).max(1);
+        lock(&self.latency).saturating_record(micros);
+        if let Some(error) = error {
+            self.failures.fetch_add(1, Ordering::Relaxed);
+            *lock(&self.last_error) = Some(error.to_owned());
+        }
+    }
+
+    pub fn record_retry(&self) {
+        self.retries.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn connection_created(&self) {
+        self.connections_created.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn connection_closed(&self, count: u64) {
+        self.connections_closed.fetch_add(count, Ordering::Relaxed);
+    }
+
+    pub fn pool_connection_created(&self) {
+        self.pool_created.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `pool_size` is the pool's current size: what the pool created and no longer holds was closed.
+    pub fn snapshot_connections(&self, stats: &mut DatabaseStats, pool_size: usize) {
+        let pool_created = self.pool_created.load(Ordering::Relaxed);
+        stats.connections_created = self.connections_created.load(Ordering::Relaxed) + pool_created;
+        stats.connections_closed = self.connections_closed.load(Ordering::Relaxed)
+            + pool_created.saturating_sub(pool_size as u64);
+    }
+
+    pub fn snapshot_into(&self, stats: &mut DatabaseStats) {
+        stats.commands = self.commands.load(Ordering::Relaxed);
+        stats.failures = self.failures.load(Ordering::Relaxed);
+        stats.retries = self.retries.load(Ordering::Relaxed);
+        let histogram = lock(&self.latency);
+        stats.latency = LatencyStats {
+            samples: histogram.len(),
+            mean_us: if histogram.is_empty() { 0.0 } else { histogram.mean() },
+            p99_us: histogram.value_at_quantile(0.99),
+            max_us: histogram.max(),
+        };
+        stats.last_error = lock(&self.last_error).clone();
+    }
+}
+
+fn new_histogram() -> Histogram<u64> {
+    // 1 us .. 1 h at 2 significant digits: a few kB, fixed once built. Constant bounds that
+    // hdrhistogram documents as valid, so this cannot fail on any input.
+    Histogram::new_with_bounds(1, 3_600_000_000, 2).expect("constant histogram bounds are valid")
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Counters stay meaningful even if a thread panicked while holding the lock.
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A snapshot of every database's figures. Serialized:
+/// `{"uptime_seconds": .., "totals": {..}, "databases": {"<name>": {..}, ..}}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Stats {
+    /// Seconds since the client connected.
+    pub uptime_seconds: f64,
+    /// Sums over the distinct pools (aliases are not counted twice).
+    pub totals: Totals,
+    /// One entry per database, in file order; an alias reports its target's shared figures.
+    #[serde(serialize_with = "serialize_by_name")]
+    pub databases: Vec<DatabaseStats>,
+}
+
+impl Stats {
+    /// The figures of one database by its YAML name.
+    pub fn database(&self, name: &str) -> Option<&DatabaseStats> {
+        self.databases.iter().find(|d| d.name == name)
+    }
+}
+
+fn serialize_by_name<S: Serializer>(databases: &[DatabaseStats], serializer: S) -> Result<S::Ok, S::Error> {
+    let mut map = serializer.serialize_map(Some(databases.len()))?;
+    for database in databases {
+        map.serialize_entry(&database.name, database)?;
+    }
+    map.end()
+}
+
+/// Sums over all pools.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Totals {
+    /// Calls made.
+    pub commands: u64,
+    /// Calls that failed.
+    pub failures: u64,
+    /// Retry attempts made.
+    pub retries: u64,
+    /// Connections opened.
+    pub connections_created: u64,
+    /// Connections closed.
+    pub connections_closed: u64,
+}
+
+/// The figures of one database.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DatabaseStats {
+    /// The YAML name (the key in the serialized map).
+    #[serde(skip)]
+    pub name: String,
+    /// The Redis database number.
+    pub db: u32,
+    /// The database whose figures these are, for an alias.
+    pub alias_of: Option<String>,
+    /// Calls made.
+    pub commands: u64,
+    /// Calls that failed (after retries).
+    pub failures: u64,
+    /// Retry attempts made.
+    pub retries: u64,
+    /// The circuit breaker's state.
+    pub circuit: CircuitState,
+    /// The background monitor's last verdict (`None` before its first check or when disabled).
+    pub health: Option<crate::health::HealthState>,
+    /// How often the circuit opened.
+    pub circuit_openings: u64,
+    /// Connections opened (shared lane and pool).
+    pub connections_created: u64,
+    /// Connections closed (idle, broken or replaced).
+    pub connections_closed: u64,
+    /// The exclusive-connection pool.
+    pub pool: PoolStats,
+    /// Call latency, including retries and readiness waits.
+    pub latency: LatencyStats,
+    /// The last failure's text (never a password).
+    pub last_error: Option<String>,
+}
+
+/// Pool figures at the snapshot.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct PoolStats {
+    /// Largest allowed size.
+    pub max_size: usize,
+    /// Connections that exist.
+    pub size: usize,
+    /// Of which idle.
+    pub idle: usize,
+    /// Of which checked out.
+    pub in_use: usize,
+    /// Callers waiting for a connection.
+    pub waiting: usize,
+}
+
+/// Latency of calls, in microseconds.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct LatencyStats {
+    /// Calls measured.
+    pub samples: u64,
+    /// Mean.
+    pub mean_us: f64,
+    /// 99th percentile.
+    pub p99_us: u64,
+    /// Maximum.
+    pub max_us: u64,
+}
+
+/// Circuit breaker state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CircuitState {
+    /// Calls pass.
+    #[default]
+    Closed,
+    /// Calls fail at once.
+    Open,
+    /// One probe call is in flight.
+    HalfOpen,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_calls_failures_and_latency() {
+        let counters = Counters::new();
+        for ms in 1..=100 {
+            counters.record_call(Duration::from_millis(ms), None);
+        }
+        counters.record_call(Duration::from_millis(1), Some("boom"));
+        counters.record_retry();
+        let mut stats = DatabaseStats::default();
+        counters.snapshot_into(&mut stats);
+        assert_eq!(stats.commands, 101);
+        assert_eq!(stats.failures, 1);
+        assert_eq!(stats.retries, 1);
+        assert_eq!(stats.last_error.as_deref(), Some("boom"));
+        assert!((99_000..=100_500).contains(&stats.latency.p99_us), "{:?}", stats.latency);
+        assert!(stats.latency.mean_us > 40_000.0 && stats.latency.mean_us < 60_000.0);
+    }
+
+    #[test]
+    fn serializes_databases_as_a_map_by_name() {
+        let stats = Stats {
+            uptime_seconds: 1.0,
+            totals: Totals::default(),
+            databases: vec![
+                DatabaseStats { name: "main".into(), ..Default::default() },
+                DatabaseStats { name: "cache".into(), db: 5, ..Default::default() },
+            ],
+        };
+        let json = serde_json::to_value(&stats).unwrap();
+        assert_eq!(json["databases"]["cache"]["db"], 5);
+        assert_eq!(json["databases"]["main"]["commands"], 0);
+        assert_eq!(json["databases"]["main"]["circuit"], "closed");
+    }
+}
