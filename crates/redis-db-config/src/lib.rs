@@ -14,6 +14,7 @@ mod parse;
 mod raw;
 mod read;
 mod validate;
+mod value;
 
 pub use error::{ConfigError, ConfigErrors, Location};
 pub use model::*;

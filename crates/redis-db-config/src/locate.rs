@@ -69,6 +69,8 @@ impl Locator {
         // While inside a block scalar (`|`, `>`), lines indented deeper than this are text.
         let mut block_scalar_indent: Option<usize> = None;
 
+        // A byte-order mark is not part of the first key (and not a column either).
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         for (line_index, line) in text.lines().enumerate() {
             let indent = line.chars().take_while(|c| *c == ' ').count();
             let rest: &str = &line[indent..]; // spaces are one byte each

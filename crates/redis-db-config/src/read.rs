@@ -3,13 +3,11 @@
 //! Done by hand rather than with `#[serde(deny_unknown_fields)]` because serde stops at
 //! the first error, and a user should see every problem of the file in one run.
 
-use std::time::Duration;
-
 use crate::error::Sink;
 use crate::locate::KeyPath;
-use crate::model::LogLevel;
 use crate::node::Node;
 use crate::raw::{RawConfig, RawDatabase};
+use crate::value::Value;
 
 /// Compiled file (`redis_databases` required) or runtime file (every key optional).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -278,7 +276,7 @@ fn database(
 }
 
 /// Checks the keys of one mapping: strings, known, not repeated. Returns the good entries.
-fn section<'n>(
+pub(crate) fn section<'n>(
     map: &'n [(Node, Node)],
     path: &KeyPath,
     what: &str,
@@ -358,213 +356,4 @@ fn edit_distance(a: &str, b: &str) -> usize {
         }
     }
     row[b.len()]
-}
-
-/// One value with what is needed to report on it.
-struct Value<'a> {
-    /// How messages name it, e.g. "`timeout_seconds` of database `audit`".
-    label: &'a str,
-    key: &'a str,
-    path: &'a KeyPath,
-    node: &'a Node,
-}
-
-impl Value<'_> {
-    fn wrong(&self, sink: &mut Sink<'_>, expected: &str, example: &str) {
-        sink.push(
-            sink.value(self.path),
-            format!(
-                "{} must be {expected}, found {}",
-                self.label,
-                self.node.describe()
-            ),
-            format!("write e.g. `{}: {example}`", self.key),
-        );
-    }
-
-    fn subsection(&self, valid: &[&str], sink: &mut Sink<'_>) -> Vec<(&str, KeyPath, &Node)> {
-        match self.node {
-            Node::Map(map) => section(map, self.path, self.label, valid, &[], sink),
-            _ => {
-                self.wrong(
-                    sink,
-                    &format!("a mapping with keys {}", valid.join(", ")),
-                    "{ ... }",
-                );
-                Vec::new()
-            }
-        }
-    }
-
-    fn non_empty_string(&self, sink: &mut Sink<'_>) -> Option<String> {
-        match self.node {
-            Node::Str(s) if !s.trim().is_empty() => Some(s.clone()),
-            Node::Str(_) => {
-                sink.push(
-                    sink.value(self.path),
-                    format!("{} is empty", self.label),
-                    format!("give `{}` a value or remove it", self.key),
-                );
-                None
-            }
-            _ => {
-                self.wrong(sink, "a string", "\"...\"");
-                None
-            }
-        }
-    }
-
-    /// `Some(None)` for an explicit `null`.
-    fn nullable_string(&self, sink: &mut Sink<'_>) -> Option<Option<String>> {
-        match self.node {
-            Node::Null => Some(None),
-            Node::Str(s) => Some(Some(s.clone())),
-            _ => {
-                self.wrong(sink, "a string or null", "\"...\"");
-                None
-            }
-        }
-    }
-
-    fn boolean(&self, sink: &mut Sink<'_>) -> Option<bool> {
-        match self.node {
-            Node::Bool(b) => Some(*b),
-            _ => {
-                self.wrong(sink, "true or false", "false");
-                None
-            }
-        }
-    }
-
-    fn log_level(&self, sink: &mut Sink<'_>) -> Option<LogLevel> {
-        const EXPECTED: &str = "one of TRACE, DEBUG, INFO, WARN, WARNING, ERROR";
-        match self.node {
-            Node::Str(s) => {
-                let level = s.parse().ok();
-                if level.is_none() {
-                    sink.push(
-                        sink.value(self.path),
-                        format!("{} must be {EXPECTED}, found `{s}`", self.label),
-                        "write e.g. `log_level: INFO`",
-                    );
-                }
-                level
-            }
-            _ => {
-                self.wrong(sink, EXPECTED, "INFO");
-                None
-            }
-        }
-    }
-
-    fn integer(&self, sink: &mut Sink<'_>, example: &str) -> Option<i128> {
-        match self.node {
-            Node::Int(i) => Some(*i),
-            _ => {
-                self.wrong(sink, "a whole number", example);
-                None
-            }
-        }
-    }
-
-    /// A size that must be at least 1.
-    fn positive<T: TryFrom<i128>>(&self, sink: &mut Sink<'_>) -> Option<T> {
-        let i = self.integer(sink, "5")?;
-        let fitted = if i > 0 { T::try_from(i).ok() } else { None };
-        if fitted.is_none() {
-            sink.push(
-                sink.value(self.path),
-                format!("{} must be a positive whole number, found {i}", self.label),
-                format!("use a value of at least 1 for `{}`", self.key),
-            );
-        }
-        fitted
-    }
-
-    /// A count where 0 is meaningful (`retry_attempts: 0` = no retries).
-    fn count(&self, sink: &mut Sink<'_>) -> Option<u32> {
-        let i = self.integer(sink, "3")?;
-        let fitted = u32::try_from(i).ok();
-        if fitted.is_none() {
-            sink.push(
-                sink.value(self.path),
-                format!(
-                    "{} must be 0 or a positive whole number, found {i}",
-                    self.label
-                ),
-                format!("use 0 (none) or more for `{}`", self.key),
-            );
-        }
-        fitted
-    }
-
-    fn port(&self, sink: &mut Sink<'_>) -> Option<u16> {
-        let i = self.integer(sink, "6379")?;
-        let fitted = u16::try_from(i).ok().filter(|p| *p > 0);
-        if fitted.is_none() {
-            sink.push(
-                sink.value(self.path),
-                format!(
-                    "{} must be a TCP port between 1 and 65535, found {i}",
-                    self.label
-                ),
-                "write e.g. `port: 6379`",
-            );
-        }
-        fitted
-    }
-
-    /// Seconds (integer or decimal) as a duration; `Ok(None)` for exactly 0.
-    fn seconds(&self, sink: &mut Sink<'_>, zero_help: &str) -> Option<Option<Duration>> {
-        let secs = match self.node {
-            Node::Int(i) => *i as f64,
-            Node::Float(f) => *f,
-            _ => {
-                self.wrong(sink, "a number of seconds", "5");
-                return None;
-            }
-        };
-        if secs == 0.0 {
-            return Some(None);
-        }
-        // `try_from_secs_f64` rejects NaN, infinities, negatives and overflow without panicking.
-        match Duration::try_from_secs_f64(secs) {
-            Ok(d) if secs > 0.0 && !d.is_zero() => Some(Some(d)),
-            _ => {
-                sink.push(
-                    sink.value(self.path),
-                    format!(
-                        "{} must be a positive, finite number of seconds, found {secs}",
-                        self.label
-                    ),
-                    zero_help.to_owned(),
-                );
-                None
-            }
-        }
-    }
-
-    fn duration(&self, sink: &mut Sink<'_>) -> Option<Duration> {
-        let help = format!("use a number of seconds greater than 0 for `{}`", self.key);
-        match self.seconds(sink, &help)? {
-            Some(d) => Some(d),
-            None => {
-                sink.push(
-                    sink.value(self.path),
-                    format!("{} must be greater than 0, found 0", self.label),
-                    help,
-                );
-                None
-            }
-        }
-    }
-
-    /// `0` switches the feature off (`health_check_interval: 0`).
-    fn duration_or_off(&self, sink: &mut Sink<'_>) -> Option<Option<Duration>> {
-        let help = format!(
-            "use a number of seconds greater than 0 for `{}`, or 0 to switch it off",
-            self.key
-        );
-        self.seconds(sink, &help)
-    }
 }

@@ -1,12 +1,12 @@
 //! The shared per-database connection that carries ordinary calls: one multiplexed connection
 //! per (server, db), pipelining the calls of every clone, replaced when it breaks.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client, RedisError};
+use redis::{AsyncConnectionConfig, Client, PushKind, RedisError};
 
 use crate::stats::Counters;
 
@@ -16,6 +16,11 @@ use crate::stats::Counters;
 pub(crate) struct LaneConnection {
     pub connection: MultiplexedConnection,
     pub generation: u64,
+    /// Cleared by the connection's driver the moment it sees the socket close (RESP3
+    /// disconnection notice). Checked before every send, so that a connection the server
+    /// already dropped is replaced before a write goes out on it: such a write provably never
+    /// left, and may be sent on the new connection.
+    alive: Arc<AtomicBool>,
 }
 
 pub(crate) struct Lane {
@@ -48,27 +53,43 @@ impl Lane {
     /// The live connection, opening one if there is none. A failure here means nothing was sent.
     pub async fn get(&self) -> Result<LaneConnection, RedisError> {
         self.touch();
-        if let Some(live) = self.peek() {
+        if let Some(live) = self.peek_alive() {
             return Ok(live);
         }
         let _one_at_a_time = self.connecting.lock().await;
-        if let Some(live) = self.peek() {
+        if let Some(live) = self.peek_alive() {
             return Ok(live);
         }
-        let connection = self
-            .client
-            .get_multiplexed_async_connection_with_config(&self.config)
-            .await?;
+        let alive = Arc::new(AtomicBool::new(true));
+        let flag = alive.clone();
+        let config = self.config.clone().set_push_sender(move |push: redis::PushInfo| {
+            if push.kind == PushKind::Disconnection {
+                flag.store(false, Ordering::Release);
+            }
+            Ok::<(), std::convert::Infallible>(())
+        });
+        let connection = self.client.get_multiplexed_async_connection_with_config(&config).await?;
         self.counters.connection_created();
         let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
-        let live = LaneConnection { connection, generation };
+        let live = LaneConnection { connection, generation, alive };
         *self.lock() = Some(live.clone());
         tracing::debug!(generation, "redis-db: opened shared connection");
         Ok(live)
     }
 
-    fn peek(&self) -> Option<LaneConnection> {
-        self.lock().clone()
+    /// The current connection if its driver has not seen it close; a dead one is dropped here.
+    fn peek_alive(&self) -> Option<LaneConnection> {
+        let mut current = self.lock();
+        match current.as_ref() {
+            Some(live) if live.alive.load(Ordering::Acquire) => Some(live.clone()),
+            Some(dead) => {
+                tracing::debug!(generation = dead.generation, "redis-db: shared connection closed by peer; replacing it");
+                *current = None;
+                self.counters.connection_closed(1);
+                None
+            }
+            None => None,
+        }
     }
 
     /// Drops the connection of `generation` after it failed; the next call opens a new one.

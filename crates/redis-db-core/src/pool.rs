@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use deadpool_redis::{Hook, Manager, Pool, Runtime, Timeouts};
 use redis::io::tcp::{socket2::TcpKeepalive, TcpSettings};
-use redis::{AsyncConnectionConfig, Client, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo, RedisError};
+use redis::{AsyncConnectionConfig, Client, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, ProtocolVersion, RedisConnectionInfo, RedisError};
 use redis_db_config::{Config, Connection};
 
 use crate::stats::Counters;
@@ -40,7 +40,12 @@ fn connection_info(connection: &Connection, config: &Config, db: u32) -> Result<
     } else {
         ConnectionAddr::Tcp(connection.host.clone(), connection.port)
     };
-    let mut redis = RedisConnectionInfo::default().set_db(i64::from(db));
+    // RESP3, so that the shared lane learns of a closed socket from the driver before it sends
+    // (see `lane::LaneConnection::alive`). Every connection speaks it, so replies have one shape
+    // whichever road a call takes.
+    let mut redis = RedisConnectionInfo::default()
+        .set_db(i64::from(db))
+        .set_protocol(ProtocolVersion::RESP3);
     if let Some(username) = &connection.username {
         redis = redis.set_username(username);
     }

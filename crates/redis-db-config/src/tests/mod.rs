@@ -2,6 +2,7 @@
 
 mod env;
 mod overlay;
+mod robustness;
 mod rules;
 mod seed;
 

@@ -1,0 +1,223 @@
+//! Test harness: real `redis-server` processes on free ports, each with its own temp dir,
+//! killed and cleaned up on drop. Never touches the shared server on 6379.
+
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// How long a freshly started server may take to accept connections.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A `redis-server` of our own.
+pub struct RedisServer {
+    child: Option<Child>,
+    port: u16,
+    dir: PathBuf,
+    args: Vec<String>,
+}
+
+impl RedisServer {
+    /// Starts a server with `--save "" --enable-debug-command yes` plus `extra` arguments.
+    pub fn start(extra: &[&str]) -> RedisServer {
+        let port = free_port();
+        let dir = temp_dir(port);
+        let mut server = RedisServer {
+            child: None,
+            port,
+            dir,
+            args: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        server.spawn(&[]);
+        server.wait_until_accepting();
+        server
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// `redis://127.0.0.1:<port>` (no credentials).
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// A plain synchronous connection to database `db`, bypassing the SDK (for setting up and
+    /// inspecting the server). `password` for servers started with `--requirepass`.
+    pub fn raw(&self, db: u32) -> redis::Connection {
+        self.raw_with_password(db, None)
+    }
+
+    pub fn raw_with_password(&self, db: u32, password: Option<&str>) -> redis::Connection {
+        let url = match password {
+            Some(p) => format!("redis://:{p}@127.0.0.1:{}/{db}", self.port),
+            None => format!("redis://127.0.0.1:{}/{db}", self.port),
+        };
+        redis::Client::open(url)
+            .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(5)))
+            .unwrap_or_else(|e| panic!("raw connection to test server :{}: {e}", self.port))
+    }
+
+    /// SIGKILL; the port stays reserved for `restart`.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts again on the same port and dir (so a saved RDB is loaded), with extra arguments
+    /// for this run only (e.g. `--key-load-delay`). Does not wait for it to accept connections.
+    pub fn restart_with(&mut self, run_args: &[&str]) {
+        self.kill();
+        self.spawn(run_args);
+    }
+
+    /// Starts again on the same port and waits until it accepts connections.
+    pub fn restart(&mut self) {
+        self.restart_with(&[]);
+        self.wait_until_accepting();
+    }
+
+    /// SIGSTOP: the kernel still completes TCP handshakes, but nothing is answered.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// SIGCONT.
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("server running").id();
+        let status = Command::new("kill").args([signal, &pid.to_string()]).status().expect("kill(1)");
+        assert!(status.success(), "kill {signal} {pid} failed");
+    }
+
+    /// Connections the server sees on database `db` (`CLIENT LIST`), excluding `exclude_name`d ones.
+    pub fn clients_on_db(&self, db: u32) -> usize {
+        let mut raw = self.raw(0);
+        let _: () = redis::cmd("CLIENT").arg("SETNAME").arg("harness").query(&mut raw).unwrap();
+        let list: String = redis::cmd("CLIENT").arg("LIST").query(&mut raw).unwrap();
+        list.lines()
+            .filter(|line| !line.contains("name=harness"))
+            .filter(|line| line.split(' ').any(|field| field == format!("db={db}")))
+            .count()
+    }
+
+    /// Polls `condition` every 20 ms until it holds or `within` passes (then panics with `what`).
+    pub fn wait_for(within: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+        let deadline = Instant::now() + within;
+        while !condition() {
+            assert!(Instant::now() < deadline, "timed out after {within:?} waiting for: {what}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn spawn(&mut self, run_args: &[&str]) {
+        let mut command = Command::new("redis-server");
+        command
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .args(["--enable-debug-command", "yes"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .args(["--logfile", "server.log"])
+            .args(&self.args)
+            .args(run_args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let child = command.spawn().unwrap_or_else(|e| {
+            panic!(
+                "cannot start redis-server ({e}). The integration tests need it on PATH: \
+                 `sudo apt-get install -y redis-server` (Debian/Ubuntu) or `brew install redis` (macOS)"
+            )
+        });
+        self.child = Some(child);
+    }
+
+    fn wait_until_accepting(&mut self) {
+        let deadline = Instant::now() + START_TIMEOUT;
+        let url = format!("redis://127.0.0.1:{}/0", self.port);
+        loop {
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    let log = std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default();
+                    panic!("redis-server exited at start ({status}); its log:\n{log}");
+                }
+            }
+            let ready = redis::Client::open(url.as_str())
+                .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(200)))
+                .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c));
+            if ready.is_ok() {
+                return;
+            }
+            assert!(Instant::now() < deadline, "redis-server on :{} did not start within {START_TIMEOUT:?}", self.port);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_ref() {
+            // A paused server would ignore nothing, but resume it anyway so no zombie is left stopped.
+            let _ = Command::new("kill").args(["-CONT", &child.id().to_string()]).status();
+        }
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Fills `db` with `keys` keys, saves, and restarts into a real LOADING window of roughly
+/// `keys x delay_us` microseconds (see TESTING-NOTES: both options are needed for the server to
+/// answer `LOADING` rather than nothing).
+pub fn restart_into_loading(server: &mut RedisServer, keys: u32, delay_us: u32) {
+    let mut raw = server.raw(0);
+    let _: () = redis::cmd("DEBUG").arg("POPULATE").arg(keys).query(&mut raw).unwrap();
+    let _: () = redis::cmd("SAVE").query(&mut raw).unwrap();
+    drop(raw);
+    server.restart_with(&[
+        "--key-load-delay",
+        &delay_us.to_string(),
+        "--loading-process-events-interval-bytes",
+        "1024",
+    ]);
+    // Wait for the port to accept and answer LOADING, so the window is proven open.
+    RedisServer::wait_for(Duration::from_secs(10), "server answering LOADING", || {
+        let url = format!("redis://127.0.0.1:{}/0", server.port());
+        let Ok(client) = redis::Client::open(url) else { return false };
+        let Ok(mut c) = client.get_connection_with_timeout(Duration::from_millis(200)) else { return false };
+        let _ = c.set_read_timeout(Some(Duration::from_millis(500)));
+        matches!(redis::cmd("PING").query::<String>(&mut c), Err(e) if e.code() == Some("LOADING"))
+    });
+}
+
+fn free_port() -> u16 {
+    // Bind to port 0 and release; a collision with another test is then very unlikely, and
+    // `wait_until_accepting` would report it.
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn temp_dir(port: u16) -> PathBuf {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "redis-db-test-{}-{}-{port}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}

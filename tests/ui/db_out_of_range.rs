@@ -1,0 +1,6 @@
+#[redis_db::databases(config = "../../../../tests/ui/db_out_of_range.yaml")]
+pub enum RedisDatabase {}
+
+fn main() {
+    let _ = RedisDatabase::connect();
+}

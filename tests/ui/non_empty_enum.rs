@@ -1,0 +1,7 @@
+#[redis_db::databases(config = "../../../../tests/fixtures/shop.yaml")]
+pub enum Shop {
+    Orders,
+    Carts,
+}
+
+fn main() {}

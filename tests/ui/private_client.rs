@@ -1,0 +1,9 @@
+// The client has the enum's visibility: private here, so not usable outside its module.
+mod inner {
+    #[redis_db::databases(config = "../../../../tests/fixtures/shop.yaml", client = ShopDb)]
+    enum Shop {}
+}
+
+fn main() {
+    let _: Option<inner::ShopDb> = None;
+}
