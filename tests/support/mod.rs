@@ -221,3 +221,46 @@ fn temp_dir(port: u16) -> PathBuf {
     std::fs::create_dir_all(&dir).expect("temp dir");
     dir
 }
+
+// ---------------------------------------------------------------------------------------------
+// Additions for the runtime behaviour tests.
+
+impl RedisServer {
+    /// One field of `INFO <section>` (e.g. `info_field("persistence", "loading")`), read on a fresh
+    /// raw connection. `None` when the field is absent.
+    pub fn info_field(&self, section: &str, field: &str) -> Option<String> {
+        let mut raw = self.raw(0);
+        let info: String = redis::cmd("INFO").arg(section).query(&mut raw).unwrap();
+        info.lines()
+            .find_map(|line| line.strip_prefix(field)?.strip_prefix(':').map(|v| v.trim().to_owned()))
+    }
+
+    /// `INFO commandstats` calls of one command (lower-case name), 0 when never called.
+    pub fn command_calls(&self, command: &str) -> u64 {
+        let stats = self.info_field("commandstats", &format!("cmdstat_{command}")).unwrap_or_default();
+        stats
+            .split(',')
+            .find_map(|kv| kv.strip_prefix("calls="))
+            .map_or(0, |n| n.parse().unwrap())
+    }
+
+    /// Whether the process is still running (not reaped), for tests that kill it.
+    pub fn is_running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+}
+
+/// [`RedisServer::wait_for`] for async tests: polls `condition` every 20 ms without blocking the
+/// runtime (the SDK's connection drivers and background tasks keep running meanwhile).
+pub async fn wait_for_async(within: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out after {within:?} waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A port on 127.0.0.1 that nothing listens on (bound once, then released).
+pub fn unused_port() -> u16 {
+    free_port()
+}

@@ -1,4 +1,9 @@
+// A misshapen enum is one error: the items are still generated from the config, so the code
+// below compiles otherwise.
 #[redis_db::databases(config = "../../../../tests/fixtures/shop.yaml")]
 pub enum Shop<T> {}
 
-fn main() {}
+fn main() {
+    let _ = Shop::connect();
+    let _ = Shop::CartsMirror.alias_of();
+}

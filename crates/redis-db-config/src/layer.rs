@@ -183,3 +183,52 @@ fn same_databases(base: &Config, overlay: &[RawDatabase], broken: &[String], sin
         }
     }
 }
+
+impl Config {
+    /// Checks a config changed in code (e.g. by the builder's `configure`) against every rule
+    /// a file must pass; `origin` names the source in messages. Sizes and durations must be
+    /// positive (`retry.attempts: 0` and `health_check_interval: None` are valid).
+    pub fn check(self, origin: &str) -> Result<Config, ConfigErrors> {
+        let mut errors = Vec::new();
+        let mut positive = |what: &str, ok: bool| {
+            if !ok {
+                errors.push(
+                    ConfigError::new(origin, format!("`{what}` must be greater than zero"))
+                        .with_help(format!("set `{what}` to a positive value")),
+                );
+            }
+        };
+        positive("timeout", !self.timeout.is_zero());
+        positive("connect_timeout", !self.connect_timeout.is_zero());
+        positive("max_connections", self.max_connections > 0);
+        positive("retry_delay", !self.retry.delay.is_zero());
+        positive("retry_max_delay", !self.retry.max_delay.is_zero());
+        positive("idle_timeout", !self.idle_timeout.is_zero());
+        positive("max_databases", self.max_databases > 0);
+        positive("readiness.max_wait", !self.readiness.max_wait.is_zero());
+        positive("readiness.poll_interval", !self.readiness.poll_interval.is_zero());
+        positive("circuit_breaker.failure_threshold", self.circuit_breaker.failure_threshold > 0);
+        positive("circuit_breaker.reset_timeout", !self.circuit_breaker.reset_timeout.is_zero());
+        positive("keepalive.idle", !self.keepalive.idle.is_zero());
+        positive("keepalive.interval", !self.keepalive.interval.is_zero());
+        positive("keepalive.count", self.keepalive.count > 0);
+        positive(
+            "health_check_interval",
+            self.health_check_interval.is_none_or(|d| !d.is_zero()),
+        );
+        for db in &self.databases {
+            positive(
+                &format!("redis_databases.{}.max_connections", db.name),
+                db.max_connections != Some(0),
+            );
+            positive(
+                &format!("redis_databases.{}.timeout_seconds", db.name),
+                db.timeout.is_none_or(|d| !d.is_zero()),
+            );
+        }
+        let mut sink = Sink::new(origin, None);
+        sink.errors = errors;
+        validate::validate(&self, &[], &mut sink);
+        finish(self, sink.errors)
+    }
+}

@@ -122,8 +122,8 @@ impl<E: DatabaseEnum> Builder<E> {
     }
 
     /// Adjusts any setting of the resolved configuration last, e.g.
-    /// `.configure(|c| c.retry.attempts = 0)`. Database names, numbers and aliases set here are
-    /// ignored: the enum is compiled from them.
+    /// `.configure(|c| c.retry.attempts = 0)`. The result is checked like a file; changing
+    /// database names, numbers or aliases is an error (the enum is compiled from them).
     pub fn configure(mut self, change: impl FnOnce(&mut Config) + Send + 'static) -> Self {
         self.tune.push(Box::new(change));
         self
@@ -132,7 +132,6 @@ impl<E: DatabaseEnum> Builder<E> {
     /// Resolves the layers into one validated configuration.
     pub fn resolve(self) -> Result<Config, Error> {
         let mut config = redis_db_config::parse_str(E::CONFIG_YAML, E::CONFIG_FILE)?;
-        let databases = config.databases.clone();
         let env = |name: &str| -> Option<String> {
             if self.use_environment {
                 std::env::var(name).ok().filter(|v| !v.is_empty())
@@ -168,10 +167,22 @@ impl<E: DatabaseEnum> Builder<E> {
         if let Some(password) = self.password {
             config.connection.password = Some(password);
         }
-        for change in self.tune {
-            change(&mut config);
+        if !self.tune.is_empty() {
+            let identity = |c: &Config| -> Vec<(String, u32, Option<String>)> {
+                c.databases.iter().map(|d| (d.name.clone(), d.db, d.alias_of.clone())).collect()
+            };
+            let compiled = identity(&config);
+            for change in self.tune {
+                change(&mut config);
+            }
+            if identity(&config) != compiled {
+                // The enum was compiled from these: changing them would make it lie.
+                return Err(builder_error(
+                    "builder .configure() changed database names, numbers or aliases; those come from the compiled YAML only".to_owned(),
+                ));
+            }
+            config = config.check("builder .configure()")?;
         }
-        config.databases = databases;
         Ok(config)
     }
 
@@ -193,13 +204,5 @@ impl<E: DatabaseEnum> Builder<E> {
 }
 
 fn builder_error(message: String) -> Error {
-    Error::Config(
-        redis_db_config::ConfigError {
-            file: "builder".to_owned(),
-            location: None,
-            message,
-            help: None,
-        }
-        .into(),
-    )
+    Error::Config(redis_db_config::ConfigError::new("builder", message).into())
 }

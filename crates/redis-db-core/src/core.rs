@@ -74,15 +74,45 @@ impl Request<'_> {
         }
     }
 
+    /// Sends the request. A server error reply is turned into `Err` here (redis-rs hands it
+    /// over as a `Value`), so that the classifier sees `LOADING`, `TRYAGAIN`, `MASTERDOWN` and
+    /// command errors alike.
     pub async fn send<C: ConnectionLike>(&self, connection: &mut C) -> Result<Reply, RedisError> {
         match self {
-            Request::Command(cmd) => connection.req_packed_command(cmd).await.map(Reply::Value),
-            Request::Pipeline { pipeline, offset, count } => connection
-                .req_packed_commands(pipeline, *offset, *count)
-                .await
-                .map(Reply::Values),
+            Request::Command(cmd) => match connection.req_packed_command(cmd).await? {
+                Value::ServerError(error) => Err(error.into()),
+                value => Ok(Reply::Value(value)),
+            },
+            Request::Pipeline { pipeline, offset, count } => {
+                let values = connection.req_packed_commands(pipeline, *offset, *count).await?;
+                match server_refused_all(&values) {
+                    Some(error) => Err(error),
+                    None => Ok(Reply::Values(values)),
+                }
+            }
         }
     }
+}
+
+/// A pipeline whose every reply is an error and one says the server did not run it at all
+/// (`LOADING`, `TRYAGAIN`, `MASTERDOWN`): the whole pipeline may be sent again. Any other mix
+/// is the commands' own business and returned as replies.
+fn server_refused_all(values: &[Value]) -> Option<RedisError> {
+    use redis::{ErrorKind, ServerErrorKind};
+    if values.is_empty() || !values.iter().all(|v| matches!(v, Value::ServerError(_))) {
+        return None;
+    }
+    values.iter().find_map(|value| match value {
+        Value::ServerError(error) => {
+            let error: RedisError = error.clone().into();
+            matches!(
+                error.kind(),
+                ErrorKind::Server(ServerErrorKind::BusyLoading | ServerErrorKind::TryAgain | ServerErrorKind::MasterDown)
+            )
+            .then_some(error)
+        }
+        _ => None,
+    })
 }
 
 /// The connected runtime shared by every clone of a generated client. Cheap to clone.

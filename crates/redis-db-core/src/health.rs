@@ -3,12 +3,11 @@
 use std::sync::Weak;
 use std::time::{Duration, Instant};
 
-use redis::aio::ConnectionLike;
 use redis::{ErrorKind, ServerErrorKind};
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
-use crate::core::{with_timeout, Inner};
+use crate::core::{with_timeout, Inner, Request};
 use crate::stats::CircuitState;
 
 /// The state of one database.
@@ -111,7 +110,7 @@ async fn ping(target: &crate::core::Target, timeout: Duration) -> (HealthState, 
     let started = Instant::now();
     let result = with_timeout(Some(timeout), async {
         let mut live = target.lane.get().await?;
-        let reply = live.connection.req_packed_command(&redis::cmd("PING")).await;
+        let reply = Request::Command(&redis::cmd("PING")).send(&mut live.connection).await;
         if reply.as_ref().is_err_and(|e| e.is_io_error()) {
             target.lane.discard(live.generation);
         }

@@ -3,9 +3,9 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use redis::aio::ConnectionLike;
 use redis::{ErrorKind, ServerErrorKind};
 
+use crate::core::Request;
 use crate::lane::Lane;
 
 /// Per-target readiness gate. Calls pass it with one atomic load while the server is ready;
@@ -75,7 +75,7 @@ impl Readiness {
 async fn probe(lane: &Lane, budget: Duration) -> bool {
     let attempt = async {
         let mut live = lane.get().await?;
-        let result = live.connection.req_packed_command(&redis::cmd("PING")).await;
+        let result = Request::Command(&redis::cmd("PING")).send(&mut live.connection).await;
         if result.as_ref().is_err_and(|e| e.is_io_error()) {
             lane.discard(live.generation);
         }

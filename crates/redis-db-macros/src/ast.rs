@@ -16,9 +16,26 @@ pub struct Input {
 
 const SHAPE: &str = "write `pub enum RedisDatabase {}`";
 
+/// Why the item was refused, and the enum's outline when it is an enum all the same (generic
+/// or with variants): the macro then still generates from the config, so that the shape error
+/// is the only one.
+pub struct Refused {
+    pub error: syn::Error,
+    pub salvaged: Option<Input>,
+}
+
+impl From<syn::Error> for Refused {
+    fn from(error: syn::Error) -> Self {
+        Self {
+            error,
+            salvaged: None,
+        }
+    }
+}
+
 impl Input {
     /// Accepts `[attrs] [vis] enum Name {}`; anything else is an error spanned on the culprit.
-    pub fn parse(item: TokenStream) -> syn::Result<Self> {
+    pub fn parse(item: TokenStream) -> Result<Self, Refused> {
         let item: Item = syn::parse2(item).map_err(|e| {
             syn::Error::new(
                 e.span(),
@@ -31,19 +48,22 @@ impl Input {
                 return Err(syn::Error::new_spanned(
                     item.struct_token,
                     format!("#[databases] applies to an empty enum, not a struct: {SHAPE}"),
-                ))
+                )
+                .into())
             }
             Item::Union(item) => {
                 return Err(syn::Error::new_spanned(
                     item.union_token,
                     format!("#[databases] applies to an empty enum, not a union: {SHAPE}"),
-                ))
+                )
+                .into())
             }
             other => {
                 return Err(syn::Error::new_spanned(
                     other,
                     format!("#[databases] applies to an empty enum: {SHAPE}"),
-                ))
+                )
+                .into())
             }
         };
 
@@ -75,17 +95,21 @@ impl Input {
                 ),
             ));
         }
-        if let Some(error) = errors.into_iter().reduce(|mut all, e| {
-            all.combine(e);
-            all
-        }) {
-            return Err(error);
-        }
-        Ok(Self {
+        let input = Self {
             attrs: item.attrs,
             vis: item.vis,
             ident: item.ident,
-        })
+        };
+        match errors.into_iter().reduce(|mut all, e| {
+            all.combine(e);
+            all
+        }) {
+            Some(error) => Err(Refused {
+                error,
+                salvaged: Some(input),
+            }),
+            None => Ok(input),
+        }
     }
 }
 
@@ -97,8 +121,34 @@ mod tests {
     fn error(tokens: TokenStream) -> String {
         match Input::parse(tokens) {
             Ok(_) => panic!("accepted"),
-            Err(e) => e.to_string(),
+            Err(refused) => refused.error.to_string(),
         }
+    }
+
+    #[test]
+    fn a_misshapen_enum_is_salvaged() {
+        for tokens in [
+            quote!(
+                pub enum Db<T> {}
+            ),
+            quote!(
+                pub enum Db {
+                    Main,
+                }
+            ),
+        ] {
+            let salvaged = match Input::parse(tokens) {
+                Ok(_) => panic!("accepted"),
+                Err(refused) => refused.salvaged.expect("not salvaged"),
+            };
+            assert_eq!(salvaged.ident.to_string(), "Db");
+        }
+        let refused = Input::parse(quote!(
+            struct Db;
+        ))
+        .err()
+        .unwrap();
+        assert!(refused.salvaged.is_none());
     }
 
     #[test]
@@ -108,7 +158,8 @@ mod tests {
             #[allow(dead_code)]
             pub(crate) enum Db {}
         })
-        .unwrap();
+        .ok()
+        .expect("refused");
         assert_eq!(input.ident.to_string(), "Db");
         assert_eq!(input.attrs.len(), 2);
         assert_eq!(input.vis.to_token_stream().to_string(), "pub (crate)");
@@ -116,12 +167,34 @@ mod tests {
 
     #[test]
     fn rejects_other_shapes() {
-        assert!(error(quote!(pub struct Db;)).contains("not a struct"));
+        assert!(error(quote!(
+            pub struct Db;
+        ))
+        .contains("not a struct"));
         assert!(error(quote!(union Db { a: u8 })).contains("not a union"));
-        assert!(error(quote!(fn db() {})).contains("applies to an empty enum"));
-        assert!(error(quote!(enum Db<T> {})).contains("cannot be generic"));
-        assert!(error(quote!(enum Db where u8: Copy {})).contains("where clause"));
-        let text = error(quote!(enum Db { Main, Cache }));
-        assert!(text.contains("must be empty") && text.contains("`Main`, `Cache`"), "{text}");
+        assert!(error(quote!(
+            fn db() {}
+        ))
+        .contains("applies to an empty enum"));
+        assert!(error(quote!(
+            enum Db<T> {}
+        ))
+        .contains("cannot be generic"));
+        assert!(error(quote!(
+            enum Db
+            where
+                u8: Copy, {}
+        ))
+        .contains("where clause"));
+        let text = error(quote!(
+            enum Db {
+                Main,
+                Cache,
+            }
+        ));
+        assert!(
+            text.contains("must be empty") && text.contains("`Main`, `Cache`"),
+            "{text}"
+        );
     }
 }

@@ -7,30 +7,63 @@ use std::path::{Component, Path, PathBuf};
 
 use proc_macro2::{Literal, Span, TokenStream};
 use quote::{format_ident, quote};
-use redis_db_config::{Config, ConfigErrors};
+use redis_db_config::{Config, ConfigError, ConfigErrors};
 use syn::Ident;
 
 use crate::args::Args;
-use crate::ast::Input;
+use crate::ast::{Input, Refused};
 use crate::fallback;
 
 /// The whole macro: `#[databases(<args>)] <item>` to the generated code, or to the errors
 /// plus a fallback skeleton when the arguments, the item or the config are wrong.
 pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
-    let input = Input::parse(item.clone());
-    let args = Args::parse(args);
-    let (input, args) = match (input, args) {
-        (Ok(input), Ok(args)) => (input, args),
-        (Ok(input), Err(error)) => return fallback::expand(&input, None, String::new(), error),
-        (Err(error), Ok(_)) => return fallback::invalid_item(item, error),
-        (Err(mut error), Err(args_error)) => {
-            error.combine(args_error);
+    let (input, shape_error) = match Input::parse(item.clone()) {
+        Ok(input) => (input, None),
+        // An enum of the wrong shape (generic, with variants): report it, and generate from
+        // the config all the same so that it is the only error.
+        Err(Refused {
+            error,
+            salvaged: Some(input),
+        }) => (input, Some(error)),
+        Err(Refused {
+            mut error,
+            salvaged: None,
+        }) => {
+            if let Err(args_error) = Args::parse(args) {
+                error.combine(args_error);
+            }
             return fallback::invalid_item(item, error);
         }
     };
+    let args = match Args::parse(args) {
+        Ok(args) => args,
+        Err(error) => {
+            let error = combine(shape_error, error);
+            return fallback::expand(&input, None, String::new(), error);
+        }
+    };
     match Model::load(&input, &args) {
-        Ok(model) => model.generate(),
-        Err(error) => fallback::expand(&input, args.client.as_ref(), args.config, error),
+        Ok(model) => {
+            let mut out = shape_error
+                .map(|e| e.to_compile_error())
+                .unwrap_or_default();
+            out.extend(model.generate());
+            out
+        }
+        Err(error) => {
+            let error = combine(shape_error, error);
+            fallback::expand(&input, args.client.as_ref(), args.config, error)
+        }
+    }
+}
+
+fn combine(first: Option<syn::Error>, second: syn::Error) -> syn::Error {
+    match first {
+        Some(mut first) => {
+            first.combine(second);
+            first
+        }
+        None => second,
     }
 }
 
@@ -162,7 +195,10 @@ impl<'a> Model<'a> {
         let expected = if self.databases.is_empty() {
             "no databases are defined".to_owned()
         } else {
-            format!("expected one of: {}", self.names().collect::<Vec<_>>().join(", "))
+            format!(
+                "expected one of: {}",
+                self.names().collect::<Vec<_>>().join(", ")
+            )
         };
         quote! {
             #[doc = #doc]
@@ -463,8 +499,18 @@ fn read_config(args: &Args) -> syn::Result<(Config, PathBuf)> {
     let result = match std::fs::read_to_string(&path) {
         // Errors name the file as written in the attribute, which is what the user knows.
         Ok(text) => redis_db_config::parse_str(&text, &args.config),
-        // Missing or unreadable: the config crate's error shows the resolved path.
-        Err(_) => redis_db_config::parse_file(&path),
+        Err(error) => {
+            // Missing or unreadable: show the resolved path, and what it is relative to.
+            let error = ConfigError::new(
+                &args.config,
+                format!("cannot read config file {}: {error}", path.display()),
+            )
+            .with_help(format!(
+                "the path is relative to the crate's directory ({}); fix the path or create the file",
+                base.display()
+            ));
+            Err(ConfigErrors::from(error))
+        }
     };
     result
         .map(|config| (config, path))
@@ -629,16 +675,29 @@ mod tests {
     #[test]
     fn default_client_names() {
         let path = fixture("shop.yaml");
-        let out = run(quote!(config = #path), quote!(pub enum RedisDatabase {}));
+        let out = run(
+            quote!(config = #path),
+            quote!(
+                pub enum RedisDatabase {}
+            ),
+        );
         assert!(out.contains("pub struct RedisDatabaseClient"), "{out}");
-        assert!(out.contains("pub struct RedisDatabaseBlockingClient"), "{out}");
+        assert!(
+            out.contains("pub struct RedisDatabaseBlockingClient"),
+            "{out}"
+        );
         assert!(out.contains("pub struct ParseRedisDatabaseError"), "{out}");
     }
 
     #[test]
     fn includes_the_yaml_by_absolute_path() {
         let path = fixture("shop.yaml");
-        let out = run(quote!(config = #path), quote!(pub enum Db {}));
+        let out = run(
+            quote!(config = #path),
+            quote!(
+                pub enum Db {}
+            ),
+        );
         let canonical = Path::new(&path).canonicalize().unwrap();
         let needle = format!("include_str ! ({:?})", canonical.to_str().unwrap());
         assert!(out.contains(&needle), "missing `{needle}` in\n{out}");
@@ -647,14 +706,22 @@ mod tests {
     #[test]
     fn the_seed_file_is_one_error_plus_a_skeleton() {
         let path = fixture("seed-app-redis-databases.yaml");
-        let out = run(quote!(config = #path), quote!(pub enum RedisDatabase {}));
+        let out = run(
+            quote!(config = #path),
+            quote!(
+                pub enum RedisDatabase {}
+            ),
+        );
         assert_eq!(out.matches("compile_error").count(), 1, "{out}");
         assert!(out.contains("alias_of"), "{out}");
         assert!(out.contains("seed-app-redis-databases.yaml:"), "{out}");
         // The skeleton: the enum and both clients exist, so user code type-checks.
         assert!(out.contains("pub enum RedisDatabase { }"), "{out}");
         assert!(out.contains("pub struct RedisDatabaseClient"), "{out}");
-        assert!(out.contains("pub struct RedisDatabaseBlockingClient"), "{out}");
+        assert!(
+            out.contains("pub struct RedisDatabaseBlockingClient"),
+            "{out}"
+        );
         assert!(out.contains("pub async fn connect ()"), "{out}");
         assert!(!out.contains("include_str"), "{out}");
     }
@@ -662,11 +729,18 @@ mod tests {
     #[test]
     fn the_seed_file_with_its_aliases_is_accepted() {
         let path = fixture("seed-with-aliases.yaml");
-        let out = run(quote!(config = #path), quote!(pub enum RedisDatabase {}));
+        let out = run(
+            quote!(config = #path),
+            quote!(
+                pub enum RedisDatabase {}
+            ),
+        );
         assert!(!out.contains("compile_error"), "{out}");
         assert!(out.contains("Codebase = 13"), "{out}");
         assert!(
-            out.contains("Self :: Monitoring => :: core :: option :: Option :: Some (Self :: Workflows)"),
+            out.contains(
+                "Self :: Monitoring => :: core :: option :: Option :: Some (Self :: Workflows)"
+            ),
             "{out}"
         );
     }
@@ -675,7 +749,9 @@ mod tests {
     fn a_missing_file_names_the_resolved_path() {
         let out = run(
             quote!(config = "no/such/redis-databases.yaml"),
-            quote!(pub enum RedisDatabase {}),
+            quote!(
+                pub enum RedisDatabase {}
+            ),
         );
         assert!(out.contains("compile_error"), "{out}");
         let resolved = Path::new(env!("CARGO_MANIFEST_DIR")).join("no/such/redis-databases.yaml");
@@ -688,7 +764,12 @@ mod tests {
             "two-errors.yaml",
             "redis_databases:\n  main:\n    db: 99\n  cache:\n    db: 1\n    colour: blue\n",
         );
-        let out = run(quote!(config = #path), quote!(pub enum RedisDatabase {}));
+        let out = run(
+            quote!(config = #path),
+            quote!(
+                pub enum RedisDatabase {}
+            ),
+        );
         assert_eq!(out.matches("compile_error").count(), 1, "{out}");
         assert!(out.contains("(2 errors)"), "{out}");
         assert!(out.contains("colour"), "{out}");
@@ -697,7 +778,12 @@ mod tests {
 
     #[test]
     fn bad_arguments_keep_the_skeleton() {
-        let out = run(quote!(path = "x.yaml"), quote!(pub enum RedisDatabase {}));
+        let out = run(
+            quote!(path = "x.yaml"),
+            quote!(
+                pub enum RedisDatabase {}
+            ),
+        );
         assert_eq!(out.matches("compile_error").count(), 1, "{out}");
         assert!(out.contains("unknown argument"), "{out}");
         assert!(out.contains("pub struct RedisDatabaseClient"), "{out}");
@@ -705,10 +791,35 @@ mod tests {
 
     #[test]
     fn a_bad_item_is_kept_as_written() {
-        let out = run(quote!(config = "x.yaml"), quote!(pub enum RedisDatabase { Main }));
+        let out = run(
+            quote!(config = "x.yaml"),
+            quote!(
+                pub struct RedisDatabase;
+            ),
+        );
         assert_eq!(out.matches("compile_error").count(), 1, "{out}");
+        assert!(out.contains("not a struct"), "{out}");
+        assert!(out.contains("pub struct RedisDatabase ;"), "{out}");
+    }
+
+    #[test]
+    fn a_misshapen_enum_still_gets_its_items() {
+        let path = fixture("shop.yaml");
+        let out = run(
+            quote!(config = #path),
+            quote!(
+                pub enum Shop<T> {
+                    Main,
+                }
+            ),
+        );
+        // Two shape problems, two errors; nothing else.
+        assert_eq!(out.matches("compile_error").count(), 2, "{out}");
+        assert!(out.contains("cannot be generic"), "{out}");
         assert!(out.contains("must be empty"), "{out}");
-        assert!(out.contains("pub enum RedisDatabase { Main }"), "{out}");
+        assert!(out.contains("pub enum Shop {"), "{out}");
+        assert!(out.contains("CartsMirror = 2"), "{out}");
+        assert!(!out.contains("Main ,") && !out.contains("Main }"), "{out}");
     }
 
     #[test]
