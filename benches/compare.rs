@@ -66,8 +66,12 @@ impl Workload {
     fn describe(self) -> String {
         match self {
             Workload::GetSet(tasks) => format!("GET/SET 50/50, 64 B, {tasks} task(s)"),
-            Workload::Pipeline => format!("{PIPELINE}-command pipeline (50 SET + 50 GET), 1 task; ops = commands"),
-            Workload::Checkout(tasks) => format!("exclusive checkout + GET/SET per op, {tasks} tasks"),
+            Workload::Pipeline => {
+                format!("{PIPELINE}-command pipeline (50 SET + 50 GET), 1 task; ops = commands")
+            }
+            Workload::Checkout(tasks) => {
+                format!("exclusive checkout + GET/SET per op, {tasks} tasks")
+            }
         }
     }
 
@@ -81,7 +85,9 @@ impl Workload {
     fn contenders(self) -> &'static [Contender] {
         use Contender::*;
         match self {
-            Workload::GetSet(_) | Workload::Pipeline => &[RedisDb, Raw, Deadpool, Fred, RedisBenchmark],
+            Workload::GetSet(_) | Workload::Pipeline => {
+                &[RedisDb, Raw, Deadpool, Fred, RedisBenchmark]
+            }
             Workload::Checkout(_) => &[RedisDb, Deadpool],
         }
     }
@@ -108,8 +114,13 @@ impl Contender {
     }
 }
 
-const WORKLOADS: [Workload; 5] =
-    [Workload::GetSet(1), Workload::GetSet(16), Workload::GetSet(256), Workload::Pipeline, Workload::Checkout(16)];
+const WORKLOADS: [Workload; 5] = [
+    Workload::GetSet(1),
+    Workload::GetSet(16),
+    Workload::GetSet(256),
+    Workload::Pipeline,
+    Workload::Checkout(16),
+];
 
 // ---------------------------------------------------------------------------------------------
 // Options and the server
@@ -129,7 +140,10 @@ const USAGE: &str = "usage: cargo bench --bench compare [-- [--secs S] [--warmup
 fn parse_options() -> Result<Option<Options>, String> {
     fn env<T: std::str::FromStr>(name: &str) -> Result<Option<T>, String> {
         match std::env::var(name) {
-            Ok(v) if !v.is_empty() => v.parse().map(Some).map_err(|_| format!("{name}={v}: not a valid value")),
+            Ok(v) if !v.is_empty() => v
+                .parse()
+                .map(Some)
+                .map_err(|_| format!("{name}={v}: not a valid value")),
             _ => Ok(None),
         }
     }
@@ -148,10 +162,16 @@ fn parse_options() -> Result<Option<Options>, String> {
             None => (arg.clone(), None),
         };
         let mut value = |what: &str| -> Result<String, String> {
-            inline.clone().or_else(|| args.next()).ok_or_else(|| format!("{what} needs a value\n{USAGE}"))
+            inline
+                .clone()
+                .or_else(|| args.next())
+                .ok_or_else(|| format!("{what} needs a value\n{USAGE}"))
         };
         let number = |text: String, what: &str| -> Result<f64, String> {
-            text.parse::<f64>().ok().filter(|v| *v > 0.0).ok_or_else(|| format!("{what} {text}: not a positive number"))
+            text.parse::<f64>()
+                .ok()
+                .filter(|v| *v > 0.0)
+                .ok_or_else(|| format!("{what} {text}: not a positive number"))
         };
         match name.as_str() {
             "--bench" => bench = true,
@@ -189,9 +209,17 @@ impl Server {
 
 /// The connection every raw peer uses: `url` on [`DB`], RESP3, TCP_NODELAY, like redis-db's.
 fn connection_info(url: &str) -> Result<ConnectionInfo, String> {
-    let info = url.into_connection_info().map_err(|e| format!("REDIS_URL {url}: {e}"))?;
-    let settings = info.redis_settings().clone().set_db(i64::from(DB)).set_protocol(ProtocolVersion::RESP3);
-    Ok(info.set_redis_settings(settings).set_tcp_settings(TcpSettings::default().set_nodelay(true)))
+    let info = url
+        .into_connection_info()
+        .map_err(|e| format!("REDIS_URL {url}: {e}"))?;
+    let settings = info
+        .redis_settings()
+        .clone()
+        .set_db(i64::from(DB))
+        .set_protocol(ProtocolVersion::RESP3);
+    Ok(info
+        .set_redis_settings(settings)
+        .set_tcp_settings(TcpSettings::default().set_nodelay(true)))
 }
 
 fn sync_connection(url: &str) -> Result<redis::Connection, String> {
@@ -205,14 +233,27 @@ fn sync_connection(url: &str) -> Result<redis::Connection, String> {
 
 /// One operation; `i` counts the task's operations (even: SET, odd: GET of the same key).
 trait Op: Clone + Send + 'static {
-    fn run<'a>(&'a mut self, i: u64, key: &'a str) -> impl Future<Output = Result<(), String>> + Send + 'a;
+    fn run<'a>(
+        &'a mut self,
+        i: u64,
+        key: &'a str,
+    ) -> impl Future<Output = Result<(), String>> + Send + 'a;
 }
 
-async fn get_or_set<C: redis::aio::ConnectionLike + Send + Sync>(c: &mut C, i: u64, key: &str) -> Result<(), String> {
+async fn get_or_set<C: redis::aio::ConnectionLike + Send + Sync>(
+    c: &mut C,
+    i: u64,
+    key: &str,
+) -> Result<(), String> {
     if i % 2 == 0 {
-        c.set::<_, _, ()>(key, &VALUE[..]).await.map_err(|e| e.to_string())
+        c.set::<_, _, ()>(key, &VALUE[..])
+            .await
+            .map_err(|e| e.to_string())
     } else {
-        c.get::<_, redis::Value>(key).await.map(drop).map_err(|e| e.to_string())
+        c.get::<_, redis::Value>(key)
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -255,9 +296,16 @@ struct FredGetSet(fred::prelude::Client);
 impl Op for FredGetSet {
     async fn run<'a>(&'a mut self, i: u64, key: &'a str) -> Result<(), String> {
         if i % 2 == 0 {
-            self.0.set::<(), _, _>(key, &VALUE[..], None, None, false).await.map_err(|e| e.to_string())
+            self.0
+                .set::<(), _, _>(key, &VALUE[..], None, None, false)
+                .await
+                .map_err(|e| e.to_string())
         } else {
-            self.0.get::<fred::prelude::Value, _>(key).await.map(drop).map_err(|e| e.to_string())
+            self.0
+                .get::<fred::prelude::Value, _>(key)
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string())
         }
     }
 }
@@ -275,7 +323,11 @@ impl Op for HandleCheckout {
 struct HandlePipeline(redis_db::Handle, Arc<redis::Pipeline>);
 impl Op for HandlePipeline {
     async fn run<'a>(&'a mut self, _: u64, _: &'a str) -> Result<(), String> {
-        self.1.query_async::<redis::Value>(&mut self.0).await.map(drop).map_err(|e| e.to_string())
+        self.1
+            .query_async::<redis::Value>(&mut self.0)
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -283,7 +335,11 @@ impl Op for HandlePipeline {
 struct RawPipeline(redis::aio::MultiplexedConnection, Arc<redis::Pipeline>);
 impl Op for RawPipeline {
     async fn run<'a>(&'a mut self, _: u64, _: &'a str) -> Result<(), String> {
-        self.1.query_async::<redis::Value>(&mut self.0).await.map(drop).map_err(|e| e.to_string())
+        self.1
+            .query_async::<redis::Value>(&mut self.0)
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -292,12 +348,19 @@ struct DeadpoolPipeline(deadpool_redis::Pool, Arc<redis::Pipeline>);
 impl Op for DeadpoolPipeline {
     async fn run<'a>(&'a mut self, _: u64, _: &'a str) -> Result<(), String> {
         let mut connection = self.0.get().await.map_err(|e| e.to_string())?;
-        self.1.query_async::<redis::Value>(&mut connection).await.map(drop).map_err(|e| e.to_string())
+        self.1
+            .query_async::<redis::Value>(&mut connection)
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string())
     }
 }
 
 /// fred's pipeline is built once per task and re-sent (`all()` clones the buffered commands).
-struct FredPipeline(fred::prelude::Client, Option<fred::clients::Pipeline<fred::prelude::Client>>);
+struct FredPipeline(
+    fred::prelude::Client,
+    Option<fred::clients::Pipeline<fred::prelude::Client>>,
+);
 impl Clone for FredPipeline {
     fn clone(&self) -> Self {
         FredPipeline(self.0.clone(), None)
@@ -309,13 +372,23 @@ impl Op for FredPipeline {
             let pipeline = self.0.pipeline();
             for j in 0..PIPELINE / 2 {
                 let key = format!("{PREFIX}pipe:{j}");
-                pipeline.set::<(), _, _>(key.as_str(), &VALUE[..], None, None, false).await.map_err(|e| e.to_string())?;
-                pipeline.get::<(), _>(key.as_str()).await.map_err(|e| e.to_string())?;
+                pipeline
+                    .set::<(), _, _>(key.as_str(), &VALUE[..], None, None, false)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                pipeline
+                    .get::<(), _>(key.as_str())
+                    .await
+                    .map_err(|e| e.to_string())?;
             }
             self.1 = Some(pipeline);
         }
         let pipeline = self.1.as_ref().expect("built above");
-        pipeline.all::<fred::prelude::Value>().await.map(drop).map_err(|e| e.to_string())
+        pipeline
+            .all::<fred::prelude::Value>()
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -340,7 +413,13 @@ fn histogram() -> Histogram<u64> {
 }
 
 /// Runs `tasks` copies of `op` for the warm-up, then `secs` measured. `weight`: commands per op.
-async fn drive<O: Op>(op: O, tasks: usize, weight: u64, options: &Options, keys: &Arc<Vec<String>>) -> Result<Sample, String> {
+async fn drive<O: Op>(
+    op: O,
+    tasks: usize,
+    weight: u64,
+    options: &Options,
+    keys: &Arc<Vec<String>>,
+) -> Result<Sample, String> {
     let phase = Arc::new(AtomicU8::new(WARMUP));
     let mut handles = Vec::with_capacity(tasks);
     for task in 0..tasks {
@@ -409,7 +488,12 @@ struct Clients {
 
 impl Clients {
     async fn connect(url: &str) -> Result<Clients, String> {
-        let db = Db::builder().url(url).ignore_environment().connect().await.map_err(|e| format!("redis-db: {e}"))?;
+        let db = Db::builder()
+            .url(url)
+            .ignore_environment()
+            .connect()
+            .await
+            .map_err(|e| format!("redis-db: {e}"))?;
         let info = connection_info(url)?;
         let raw = redis::Client::open(info.clone())
             .map_err(|e| e.to_string())?
@@ -426,7 +510,12 @@ impl Clients {
         config.version = fred::types::RespVersion::RESP3;
         config.database = Some(DB);
         let fred = fred::prelude::Builder::from_config(config)
-            .with_connection_config(|c| c.tcp = fred::prelude::TcpConfig { nodelay: Some(true), ..Default::default() })
+            .with_connection_config(|c| {
+                c.tcp = fred::prelude::TcpConfig {
+                    nodelay: Some(true),
+                    ..Default::default()
+                }
+            })
             .build()
             .map_err(|e| format!("fred: {e}"))?;
         fred.init().await.map_err(|e| format!("fred: {e}"))?;
@@ -441,7 +530,14 @@ impl Clients {
         })
     }
 
-    async fn measure(&self, workload: Workload, contender: Contender, options: &Options, keys: &Arc<Vec<String>>, estimate: f64) -> Result<Sample, String> {
+    async fn measure(
+        &self,
+        workload: Workload,
+        contender: Contender,
+        options: &Options,
+        keys: &Arc<Vec<String>>,
+        estimate: f64,
+    ) -> Result<Sample, String> {
         use Contender::*;
         let tasks = workload.tasks();
         let weight = PIPELINE as u64;
@@ -453,25 +549,87 @@ impl Clients {
                 };
                 let url = self.url.clone();
                 let secs = options.secs;
-                tokio::task::spawn_blocking(move || redis_benchmark(&url, clients, pipeline, estimate, secs))
-                    .await
-                    .map_err(|e| e.to_string())?
+                tokio::task::spawn_blocking(move || {
+                    redis_benchmark(&url, clients, pipeline, estimate, secs)
+                })
+                .await
+                .map_err(|e| e.to_string())?
             }
-            (Workload::GetSet(_), RedisDb) => drive(HandleGetSet(self.handle.clone()), tasks, 1, options, keys).await,
-            (Workload::GetSet(_), Raw) => drive(RawGetSet(self.raw.clone()), tasks, 1, options, keys).await,
-            (Workload::GetSet(_), Deadpool) => drive(DeadpoolGetSet(self.deadpool.clone()), tasks, 1, options, keys).await,
-            (Workload::GetSet(_), Fred) => drive(FredGetSet(self.fred.clone()), tasks, 1, options, keys).await,
+            (Workload::GetSet(_), RedisDb) => {
+                drive(HandleGetSet(self.handle.clone()), tasks, 1, options, keys).await
+            }
+            (Workload::GetSet(_), Raw) => {
+                drive(RawGetSet(self.raw.clone()), tasks, 1, options, keys).await
+            }
+            (Workload::GetSet(_), Deadpool) => {
+                drive(
+                    DeadpoolGetSet(self.deadpool.clone()),
+                    tasks,
+                    1,
+                    options,
+                    keys,
+                )
+                .await
+            }
+            (Workload::GetSet(_), Fred) => {
+                drive(FredGetSet(self.fred.clone()), tasks, 1, options, keys).await
+            }
             (Workload::Pipeline, RedisDb) => {
-                drive(HandlePipeline(self.handle.clone(), self.pipeline.clone()), tasks, weight, options, keys).await
+                drive(
+                    HandlePipeline(self.handle.clone(), self.pipeline.clone()),
+                    tasks,
+                    weight,
+                    options,
+                    keys,
+                )
+                .await
             }
-            (Workload::Pipeline, Raw) => drive(RawPipeline(self.raw.clone(), self.pipeline.clone()), tasks, weight, options, keys).await,
+            (Workload::Pipeline, Raw) => {
+                drive(
+                    RawPipeline(self.raw.clone(), self.pipeline.clone()),
+                    tasks,
+                    weight,
+                    options,
+                    keys,
+                )
+                .await
+            }
             (Workload::Pipeline, Deadpool) => {
-                drive(DeadpoolPipeline(self.deadpool.clone(), self.pipeline.clone()), tasks, weight, options, keys).await
+                drive(
+                    DeadpoolPipeline(self.deadpool.clone(), self.pipeline.clone()),
+                    tasks,
+                    weight,
+                    options,
+                    keys,
+                )
+                .await
             }
-            (Workload::Pipeline, Fred) => drive(FredPipeline(self.fred.clone(), None), tasks, weight, options, keys).await,
-            (Workload::Checkout(_), RedisDb) => drive(HandleCheckout(self.handle.clone()), tasks, 1, options, keys).await,
-            (Workload::Checkout(_), Deadpool) => drive(DeadpoolGetSet(self.deadpool.clone()), tasks, 1, options, keys).await,
-            (Workload::Checkout(_), _) => Err(format!("{} has no exclusive checkout", contender.id())),
+            (Workload::Pipeline, Fred) => {
+                drive(
+                    FredPipeline(self.fred.clone(), None),
+                    tasks,
+                    weight,
+                    options,
+                    keys,
+                )
+                .await
+            }
+            (Workload::Checkout(_), RedisDb) => {
+                drive(HandleCheckout(self.handle.clone()), tasks, 1, options, keys).await
+            }
+            (Workload::Checkout(_), Deadpool) => {
+                drive(
+                    DeadpoolGetSet(self.deadpool.clone()),
+                    tasks,
+                    1,
+                    options,
+                    keys,
+                )
+                .await
+            }
+            (Workload::Checkout(_), _) => {
+                Err(format!("{} has no exclusive checkout", contender.id()))
+            }
         }
     }
 }
@@ -479,8 +637,16 @@ impl Clients {
 /// `redis-benchmark -t set,get` for about `secs` in all (`estimate`: expected ops/s). Its figures
 /// for the pair: throughput of the whole run (harmonic mean of SET and GET), mean of their
 /// p50/p99.
-fn redis_benchmark(url: &str, clients: usize, pipeline: usize, estimate: f64, secs: f64) -> Result<Sample, String> {
-    let requests = ((estimate * secs / 2.0) as u64).max(1000).max(clients as u64 * 10);
+fn redis_benchmark(
+    url: &str,
+    clients: usize,
+    pipeline: usize,
+    estimate: f64,
+    secs: f64,
+) -> Result<Sample, String> {
+    let requests = ((estimate * secs / 2.0) as u64)
+        .max(1000)
+        .max(clients as u64 * 10);
     let output = Command::new("redis-benchmark")
         .args(["-u", url, "--dbnum", &DB.to_string(), "-3", "-t", "set,get", "-d", "64", "--csv"])
         .args(["-c", &clients.to_string(), "-n", &requests.to_string(), "-P", &pipeline.to_string()])
@@ -488,18 +654,28 @@ fn redis_benchmark(url: &str, clients: usize, pipeline: usize, estimate: f64, se
         .map_err(|e| format!("cannot run redis-benchmark ({e}); it comes with redis-server (apt-get install redis-tools)"))?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     if !output.status.success() {
-        return Err(format!("redis-benchmark failed: {}{}", stdout, String::from_utf8_lossy(&output.stderr)));
+        return Err(format!(
+            "redis-benchmark failed: {}{}",
+            stdout,
+            String::from_utf8_lossy(&output.stderr)
+        ));
     }
     let mut rows = Vec::new();
     for line in stdout.lines() {
         let cols: Vec<&str> = line.split(',').map(|c| c.trim_matches('"')).collect();
         if matches!(cols.first(), Some(&"SET") | Some(&"GET")) && cols.len() >= 7 {
-            let number = |i: usize| cols[i].parse::<f64>().map_err(|_| format!("redis-benchmark CSV: {line}"));
+            let number = |i: usize| {
+                cols[i]
+                    .parse::<f64>()
+                    .map_err(|_| format!("redis-benchmark CSV: {line}"))
+            };
             rows.push((number(1)?, number(4)?, number(6)?));
         }
     }
     if rows.len() != 2 {
-        return Err(format!("redis-benchmark printed no SET/GET rows:\n{stdout}"));
+        return Err(format!(
+            "redis-benchmark printed no SET/GET rows:\n{stdout}"
+        ));
     }
     let n = rows.len() as f64;
     Ok(Sample {
@@ -548,25 +724,48 @@ fn layer_costs() -> Vec<(&'static str, f64)> {
                 })
             })
             .collect();
-        runs.into_iter().map(|r| r.join().expect("layer thread")).fold(0.0, f64::max)
+        runs.into_iter()
+            .map(|r| r.join().expect("layer thread"))
+            .fold(0.0, f64::max)
     });
     vec![
-        ("call (traits+clock+breaker+retry schedule+readiness+record)", whole),
+        (
+            "call (traits+clock+breaker+retry schedule+readiness+record)",
+            whole,
+        ),
         ("call, 2 threads on one target", two_threads),
-        ("  CommandTraits::of_cmd", ns_per_call(|i| {
-            std::hint::black_box(layer.traits(cmd(i)));
-        })),
-        ("  breaker try_acquire + succeeded", ns_per_call(|_| {
-            std::hint::black_box(layer.breaker());
-        })),
-        ("  readiness is_loading", ns_per_call(|_| {
-            std::hint::black_box(layer.readiness());
-        })),
-        ("  retry::backoff (built per call)", ns_per_call(|_| layer.backoff())),
-        ("  stats record_call", ns_per_call(|i| layer.record(Duration::from_micros(u64::from(i % 500) + 20)))),
-        ("  clock: 2 x Instant::now + elapsed", ns_per_call(|_| {
-            std::hint::black_box(layer.clock());
-        })),
+        (
+            "  CommandTraits::of_cmd",
+            ns_per_call(|i| {
+                std::hint::black_box(layer.traits(cmd(i)));
+            }),
+        ),
+        (
+            "  breaker try_acquire + succeeded",
+            ns_per_call(|_| {
+                std::hint::black_box(layer.breaker());
+            }),
+        ),
+        (
+            "  readiness is_loading",
+            ns_per_call(|_| {
+                std::hint::black_box(layer.readiness());
+            }),
+        ),
+        (
+            "  retry::backoff (built per call)",
+            ns_per_call(|_| layer.backoff()),
+        ),
+        (
+            "  stats record_call",
+            ns_per_call(|i| layer.record(Duration::from_micros(u64::from(i % 500) + 20))),
+        ),
+        (
+            "  clock: 2 x Instant::now + elapsed",
+            ns_per_call(|_| {
+                std::hint::black_box(layer.clock());
+            }),
+        ),
     ]
 }
 
@@ -586,17 +785,32 @@ fn median(values: &mut [f64]) -> f64 {
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
         .unwrap_or_else(|| "unknown CPU".to_owned());
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| s.trim().to_owned()).unwrap_or_default();
-    let load = std::fs::read_to_string("/proc/loadavg").map(|s| s.split(' ').take(3).collect::<Vec<_>>().join(" ")).unwrap_or_default();
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default();
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split(' ').take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default();
     format!("{cores} cores, {cpu}, Linux {kernel}, load average at start {load}")
 }
 
 fn server_version(connection: &mut redis::Connection) -> String {
-    let info: String = redis::cmd("INFO").arg("server").query(connection).unwrap_or_default();
-    info.lines().find_map(|l| l.strip_prefix("redis_version:")).unwrap_or("?").trim().to_owned()
+    let info: String = redis::cmd("INFO")
+        .arg("server")
+        .query(connection)
+        .unwrap_or_default();
+    info.lines()
+        .find_map(|l| l.strip_prefix("redis_version:"))
+        .unwrap_or("?")
+        .trim()
+        .to_owned()
 }
 
 fn main() -> ExitCode {
@@ -627,7 +841,9 @@ fn run(options: Options) -> Result<(), String> {
     };
     let url = server.url();
     let mut admin = sync_connection(&url)?;
-    let size: u64 = redis::cmd("DBSIZE").query(&mut admin).map_err(|e| e.to_string())?;
+    let size: u64 = redis::cmd("DBSIZE")
+        .query(&mut admin)
+        .map_err(|e| e.to_string())?;
     if size > 0 && !options.allow_dirty {
         return Err(format!(
             "database {DB} of {} holds {size} keys; the benchmark writes there and refuses to run on data. \
@@ -638,7 +854,10 @@ fn run(options: Options) -> Result<(), String> {
             }
         ));
     }
-    let benchmark_key_existed: bool = redis::cmd("EXISTS").arg("key:__rand_int__").query(&mut admin).map_err(|e| e.to_string())?;
+    let benchmark_key_existed: bool = redis::cmd("EXISTS")
+        .arg("key:__rand_int__")
+        .query(&mut admin)
+        .map_err(|e| e.to_string())?;
 
     println!("redis-db compare: {}", machine());
     println!(
@@ -667,11 +886,31 @@ fn run(options: Options) -> Result<(), String> {
         // First guesses of redis-benchmark's rate, so that its run lasts about `secs`.
         let mut estimates: BTreeMap<Workload, f64> = WORKLOADS
             .iter()
-            .map(|w| (*w, if *w == Workload::Pipeline { 1_000_000.0 } else if w.tasks() == 1 { 15_000.0 } else { 150_000.0 }))
+            .map(|w| {
+                (
+                    *w,
+                    if *w == Workload::Pipeline {
+                        1_000_000.0
+                    } else if w.tasks() == 1 {
+                        15_000.0
+                    } else {
+                        150_000.0
+                    },
+                )
+            })
             .collect();
         for round in 0..options.rounds {
-            eprintln!("round {}/{} ({:.0} s so far)", round + 1, options.rounds, started.elapsed().as_secs_f64());
-            layers.push(tokio::task::spawn_blocking(layer_costs).await.map_err(|e| e.to_string())?);
+            eprintln!(
+                "round {}/{} ({:.0} s so far)",
+                round + 1,
+                options.rounds,
+                started.elapsed().as_secs_f64()
+            );
+            layers.push(
+                tokio::task::spawn_blocking(layer_costs)
+                    .await
+                    .map_err(|e| e.to_string())?,
+            );
             for workload in WORKLOADS {
                 // Rotate the order each round so no contender always runs first or after the C tool.
                 let contenders = workload.contenders();
@@ -693,7 +932,10 @@ fn run(options: Options) -> Result<(), String> {
                         sample.p50_us,
                         sample.p99_us
                     );
-                    results.entry((workload, contender)).or_default().push(sample);
+                    results
+                        .entry((workload, contender))
+                        .or_default()
+                        .push(sample);
                 }
             }
         }
@@ -703,7 +945,10 @@ fn run(options: Options) -> Result<(), String> {
 
     // Clean up what we wrote (a server of our own is simply stopped).
     if let Server::External(_) = server {
-        let ours: Vec<String> = redis::cmd("KEYS").arg(format!("{PREFIX}*")).query(&mut admin).unwrap_or_default();
+        let ours: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{PREFIX}*"))
+            .query(&mut admin)
+            .unwrap_or_default();
         for chunk in ours.chunks(500) {
             let _: Result<(), _> = redis::cmd("DEL").arg(chunk).query(&mut admin);
         }
@@ -716,8 +961,14 @@ fn run(options: Options) -> Result<(), String> {
     Ok(())
 }
 
-fn report(results: &BTreeMap<(Workload, Contender), Vec<Sample>>, layers: &[Vec<(&'static str, f64)>], took: Duration) {
-    let median_of = |samples: &[Sample], f: fn(&Sample) -> f64| median(&mut samples.iter().map(f).collect::<Vec<_>>());
+fn report(
+    results: &BTreeMap<(Workload, Contender), Vec<Sample>>,
+    layers: &[Vec<(&'static str, f64)>],
+    took: Duration,
+) {
+    let median_of = |samples: &[Sample], f: fn(&Sample) -> f64| {
+        median(&mut samples.iter().map(f).collect::<Vec<_>>())
+    };
     let mut ratios = Vec::new();
     println!();
     println!("Median of rounds; spread = (max - min) / median of the rounds' ops/s; ratio = redis-db / contender.");
@@ -726,13 +977,19 @@ fn report(results: &BTreeMap<(Workload, Contender), Vec<Sample>>, layers: &[Vec<
         "workload", "contender", "ops/s", "spread", "p50 us", "p99 us", "ratio"
     );
     for workload in WORKLOADS {
-        let Some(ours) = results.get(&(workload, Contender::RedisDb)) else { continue };
+        let Some(ours) = results.get(&(workload, Contender::RedisDb)) else {
+            continue;
+        };
         let ours_ops = median_of(ours, |s| s.ops_per_sec);
         println!("{}", workload.describe());
         for contender in workload.contenders() {
-            let Some(samples) = results.get(&(workload, *contender)) else { continue };
+            let Some(samples) = results.get(&(workload, *contender)) else {
+                continue;
+            };
             let ops = median_of(samples, |s| s.ops_per_sec);
-            let (min, max) = samples.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), s| (lo.min(s.ops_per_sec), hi.max(s.ops_per_sec)));
+            let (min, max) = samples.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), s| {
+                (lo.min(s.ops_per_sec), hi.max(s.ops_per_sec))
+            });
             let ratio = if *contender == Contender::RedisDb {
                 String::new()
             } else {
@@ -753,11 +1010,19 @@ fn report(results: &BTreeMap<(Workload, Contender), Vec<Sample>>, layers: &[Vec<
     }
 
     println!();
-    println!("Per-call layer on its own (no I/O), ns per call, median of {} rounds:", layers.len());
+    println!(
+        "Per-call layer on its own (no I/O), ns per call, median of {} rounds:",
+        layers.len()
+    );
     let mut layer_ns = f64::NAN;
     if let Some(first) = layers.first() {
         for (index, (name, _)) in first.iter().enumerate() {
-            let value = median(&mut layers.iter().map(|round| round[index].1).collect::<Vec<_>>());
+            let value = median(
+                &mut layers
+                    .iter()
+                    .map(|round| round[index].1)
+                    .collect::<Vec<_>>(),
+            );
             if index == 0 {
                 layer_ns = value;
             }

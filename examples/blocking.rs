@@ -25,7 +25,9 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         .configure(|c| c.retry.attempts = 1)
         .connect_blocking()?;
 
-    let _: () = db.knowledge().set("blocking:doc:1", "hello from a plain thread")?;
+    let _: () = db
+        .knowledge()
+        .set("blocking:doc:1", "hello from a plain thread")?;
     let doc: String = db.knowledge().get("blocking:doc:1")?;
     println!("knowledge: {doc:?}");
 
@@ -39,12 +41,24 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     for worker in workers {
         worker.join().map_err(|_| "worker panicked")??;
     }
-    let (counter,): (i64,) = redis_db::redis::pipe().get("blocking:counter").query(&mut db.cache())?;
+    let (counter,): (i64,) = redis_db::redis::pipe()
+        .get("blocking:counter")
+        .query(&mut db.cache())?;
     println!("cache: blocking:counter = {counter}");
 
     let stats = db.stats();
     let cache = stats.database("cache").ok_or("no cache stats")?;
-    println!("cache: {} commands, p99 {} us", cache.commands, cache.latency.p99_us);
-    println!("health: {}", if db.health().is_healthy() { "healthy" } else { "not healthy" });
+    println!(
+        "cache: {} commands, p99 {} us",
+        cache.commands, cache.latency.p99_us
+    );
+    println!(
+        "health: {}",
+        if db.health().is_healthy() {
+            "healthy"
+        } else {
+            "not healthy"
+        }
+    );
     Ok(())
 }

@@ -40,9 +40,14 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
 
     let mut knowledge = db.knowledge();
-    let _: () = knowledge.set("quickstart:doc:1", "hello from redis-db").await?;
+    let _: () = knowledge
+        .set("quickstart:doc:1", "hello from redis-db")
+        .await?;
     let doc: String = knowledge.get("quickstart:doc:1").await?;
-    println!("knowledge (db {}) quickstart:doc:1 = {doc:?}", RedisDatabase::Knowledge.index());
+    println!(
+        "knowledge (db {}) quickstart:doc:1 = {doc:?}",
+        RedisDatabase::Knowledge.index()
+    );
 
     let mut sessions = db.sessions();
     let (visits, _): (i64, bool) = redis_db::redis::pipe()
@@ -50,7 +55,10 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         .expire("quickstart:visits", 300)
         .query_async(&mut sessions)
         .await?;
-    println!("sessions (db {}) quickstart:visits = {visits}", RedisDatabase::Sessions.index());
+    println!(
+        "sessions (db {}) quickstart:visits = {visits}",
+        RedisDatabase::Sessions.index()
+    );
 
     let stats = db.stats();
     println!("\nstats:\n{}", to_json(&stats));

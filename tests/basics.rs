@@ -9,7 +9,12 @@ use support::RedisServer;
 pub enum Db {}
 
 async fn connect(server: &RedisServer) -> DbClient {
-    Db::builder().url(server.url()).ignore_environment().connect().await.expect("connect")
+    Db::builder()
+        .url(server.url())
+        .ignore_environment()
+        .connect()
+        .await
+        .expect("connect")
 }
 
 #[tokio::test]
@@ -26,9 +31,19 @@ async fn commands_and_pipelines_reach_their_own_database() {
     let raw: String = redis::cmd("GET").arg("k").query(&mut raw3).unwrap();
     assert_eq!(raw, "in jobs", "jobs is db 3 on the server");
 
-    let (a, b): (i64, i64) = redis::pipe().incr("a", 1).incr("b", 2).query_async(&mut db.main()).await.unwrap();
+    let (a, b): (i64, i64) = redis::pipe()
+        .incr("a", 1)
+        .incr("b", 2)
+        .query_async(&mut db.main())
+        .await
+        .unwrap();
     assert_eq!((a, b), (1, 2));
-    let (x,): (i64,) = redis::pipe().atomic().incr("a", 10).query_async(&mut db.main()).await.unwrap();
+    let (x,): (i64,) = redis::pipe()
+        .atomic()
+        .incr("a", 10)
+        .query_async(&mut db.main())
+        .await
+        .unwrap();
     assert_eq!(x, 11);
 }
 
@@ -43,9 +58,16 @@ async fn an_alias_shares_its_targets_data_pool_and_figures() {
     let jobs = stats.database("jobs").unwrap();
     let monitor = stats.database("jobs_monitor").unwrap();
     assert_eq!(jobs.commands, 2);
-    assert_eq!(monitor.commands, 2, "the alias reports its target's shared figures");
+    assert_eq!(
+        monitor.commands, 2,
+        "the alias reports its target's shared figures"
+    );
     assert_eq!(monitor.alias_of.as_deref(), Some("jobs"));
-    assert_eq!(server.clients_on_db(3), 1, "one shared connection for db 3, not one per name");
+    assert_eq!(
+        server.clients_on_db(3),
+        1,
+        "one shared connection for db 3, not one per name"
+    );
 }
 
 #[tokio::test]
@@ -57,11 +79,22 @@ async fn stats_and_health_serialize_every_database() {
     }
     let stats = serde_json::to_value(db.stats()).unwrap();
     for name in ["main", "jobs", "jobs_monitor", "archive"] {
-        assert!(stats["databases"][name]["commands"].is_u64(), "{name} in {stats}");
-        assert!(stats["databases"][name]["failures"].is_u64(), "{name} in {stats}");
+        assert!(
+            stats["databases"][name]["commands"].is_u64(),
+            "{name} in {stats}"
+        );
+        assert!(
+            stats["databases"][name]["failures"].is_u64(),
+            "{name} in {stats}"
+        );
     }
     assert_eq!(stats["databases"]["main"]["commands"], 50);
-    assert!(stats["databases"]["main"]["latency"]["p99_us"].as_u64().unwrap() > 0);
+    assert!(
+        stats["databases"]["main"]["latency"]["p99_us"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
     let health = serde_json::to_value(db.health().await).unwrap();
     for name in ["main", "jobs", "jobs_monitor", "archive"] {
         assert_eq!(health["databases"][name]["state"], "healthy", "{health}");

@@ -11,7 +11,11 @@ use support::{restart_into_loading, RedisServer};
 pub enum Db {}
 
 fn connect(server: &RedisServer) -> DbBlockingClient {
-    Db::builder().url(server.url()).ignore_environment().connect_blocking().expect("connect_blocking")
+    Db::builder()
+        .url(server.url())
+        .ignore_environment()
+        .connect_blocking()
+        .expect("connect_blocking")
 }
 
 /// Writes `key` once, then keeps the server busy for `spin_ms`: the reply comes after that.
@@ -38,12 +42,20 @@ fn commands_pipelines_and_stats_from_plain_threads() {
         })
         .collect();
     threads.into_iter().for_each(|t| drop(t.join().unwrap()));
-    let (n, exists): (i64, bool) = redis::pipe().get("n").exists("n").query(&mut db.jobs_monitor()).unwrap();
+    let (n, exists): (i64, bool) = redis::pipe()
+        .get("n")
+        .exists("n")
+        .query(&mut db.jobs_monitor())
+        .unwrap();
     assert_eq!((n, exists), (4, true));
 
     let stats = db.stats();
     assert_eq!(stats.database("main").unwrap().commands, 2);
-    assert_eq!(stats.database("jobs").unwrap().commands, 5, "4 INCR + 1 pipeline, shared with the alias");
+    assert_eq!(
+        stats.database("jobs").unwrap().commands,
+        5,
+        "4 INCR + 1 pipeline, shared with the alias"
+    );
     assert!(stats.database("jobs").unwrap().latency.p99_us > 0);
     assert!(db.health().is_healthy());
 }
@@ -52,21 +64,41 @@ fn commands_pipelines_and_stats_from_plain_threads() {
 fn refuses_inside_an_async_runtime_instead_of_deadlocking() {
     let server = RedisServer::start(&[]);
     for runtime in [
-        tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap(),
-        tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap(),
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap(),
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap(),
     ] {
         let url = server.url();
         let error = runtime
-            .block_on(async move { Db::builder().url(url).ignore_environment().connect_blocking() })
+            .block_on(async move {
+                Db::builder()
+                    .url(url)
+                    .ignore_environment()
+                    .connect_blocking()
+            })
             .expect_err("connect_blocking inside a runtime must fail");
-        assert!(error.to_string().contains("inside an async runtime"), "{error}");
+        assert!(
+            error.to_string().contains("inside an async runtime"),
+            "{error}"
+        );
     }
     // A blocking handle used inside a runtime gets an error too, not a panic.
     let db = connect(&server);
     let mut main = db.main();
-    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     let result: redis::RedisResult<Option<String>> = runtime.block_on(async move { main.get("k") });
-    assert!(result.unwrap_err().to_string().contains("inside an async runtime"));
+    assert!(result
+        .unwrap_err()
+        .to_string()
+        .contains("inside an async runtime"));
 }
 
 #[test]
@@ -75,7 +107,10 @@ fn connect_waits_out_a_loading_server() {
     restart_into_loading(&mut server, 30_000, 10);
     let db = connect(&server);
     let keys: u64 = redis::cmd("DBSIZE").query(&mut db.main()).unwrap();
-    assert_eq!(keys, 30_000, "connect returned before the dataset was loaded");
+    assert_eq!(
+        keys, 30_000,
+        "connect returned before the dataset was loaded"
+    );
 }
 
 #[test]
@@ -85,13 +120,19 @@ fn the_breaker_opens_and_fails_fast() {
     server.kill();
     for _ in 0..3 {
         let error = db.main().get::<_, Option<String>>("k").unwrap_err();
-        assert!(!error.to_string().contains("circuit open"), "opened too early: {error}");
+        assert!(
+            !error.to_string().contains("circuit open"),
+            "opened too early: {error}"
+        );
     }
     let started = Instant::now();
     let error = db.main().get::<_, Option<String>>("k").unwrap_err();
     assert!(error.to_string().contains("circuit open"), "{error}");
     assert!(error.to_string().contains("`main`"), "{error}");
-    assert!(started.elapsed() < Duration::from_millis(100), "open circuit must fail at once");
+    assert!(
+        started.elapsed() < Duration::from_millis(100),
+        "open circuit must fail at once"
+    );
 }
 
 #[test]
@@ -107,7 +148,11 @@ fn a_timed_out_write_is_never_sent_twice() {
         .query(&mut db.main());
     let error = result.unwrap_err();
     assert!(error.to_string().contains("no reply within"), "{error}");
-    assert!(started.elapsed() < Duration::from_millis(1400), "the write was retried: {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_millis(1400),
+        "the write was retried: {:?}",
+        started.elapsed()
+    );
 
     let mut raw = server.raw(0);
     let applied: i64 = redis::cmd("GET").arg("ledger").query(&mut raw).unwrap();

@@ -22,7 +22,10 @@ async fn client(server: &RedisServer) -> DbClient {
 }
 
 fn assert_blocked_for_the_full_time(elapsed: Duration) {
-    assert!(elapsed >= Duration::from_millis(1400), "returned before its 1.5 s block: {elapsed:?}");
+    assert!(
+        elapsed >= Duration::from_millis(1400),
+        "returned before its 1.5 s block: {elapsed:?}"
+    );
     assert!(elapsed < Duration::from_millis(2500), "{elapsed:?}");
 }
 
@@ -31,7 +34,11 @@ async fn blpop_longer_than_the_timeout_returns_nil_through_a_handle() {
     let server = RedisServer::start(&[]);
     let db = client(&server).await;
     let started = Instant::now();
-    let popped: Option<(String, String)> = db.main().blpop("empty", 1.5).await.expect("no timeout error");
+    let popped: Option<(String, String)> = db
+        .main()
+        .blpop("empty", 1.5)
+        .await
+        .expect("no timeout error");
     assert_blocked_for_the_full_time(started.elapsed());
     assert_eq!(popped, None);
     let stats = db.stats();
@@ -46,7 +53,9 @@ async fn blpop_returns_what_is_pushed_while_it_blocks() {
     let handle = db.jobs();
     let waiter = tokio::spawn(async move {
         let mut handle = handle;
-        handle.blpop::<_, Option<(String, String)>>("queue", 3.0).await
+        handle
+            .blpop::<_, Option<(String, String)>>("queue", 3.0)
+            .await
     });
     support::wait_for_async(Duration::from_secs(5), "BLPOP blocked", || {
         server.info_field("clients", "blocked_clients").as_deref() == Some("1")
@@ -55,7 +64,11 @@ async fn blpop_returns_what_is_pushed_while_it_blocks() {
     // A shared-lane call is not held up by the blocked BLPOP (it has its own connection).
     let started = Instant::now();
     let _: () = db.jobs().rpush("queue", "job-1").await.unwrap();
-    assert!(started.elapsed() < Duration::from_millis(400), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_millis(400),
+        "{:?}",
+        started.elapsed()
+    );
     let popped = waiter.await.unwrap().unwrap();
     assert_eq!(popped, Some(("queue".to_owned(), "job-1".to_owned())));
 }
@@ -79,7 +92,10 @@ async fn xread_block_longer_than_the_timeout_on_an_exclusive_connection() {
     assert_eq!(reply, redis::Value::Nil);
 
     let started = Instant::now();
-    let popped: Option<(String, String)> = connection.blpop("empty", 1.5).await.expect("no timeout error");
+    let popped: Option<(String, String)> = connection
+        .blpop("empty", 1.5)
+        .await
+        .expect("no timeout error");
     assert_blocked_for_the_full_time(started.elapsed());
     assert_eq!(popped, None);
 }
@@ -90,7 +106,18 @@ async fn a_non_blocking_command_still_gets_the_plain_timeout() {
     let server = RedisServer::start(&[]);
     let db = client(&server).await;
     let started = Instant::now();
-    let error = db.main().query::<()>(redis::cmd("DEBUG").arg("SLEEP").arg(1.5)).await.unwrap_err();
-    assert!(matches!(error, redis_db::Error::Timeout { .. }), "{error:?}");
-    assert!(started.elapsed() < Duration::from_millis(1200), "{:?}", started.elapsed());
+    let error = db
+        .main()
+        .query::<()>(redis::cmd("DEBUG").arg("SLEEP").arg(1.5))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, redis_db::Error::Timeout { .. }),
+        "{error:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(1200),
+        "{:?}",
+        started.elapsed()
+    );
 }

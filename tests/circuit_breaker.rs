@@ -40,7 +40,10 @@ async fn get(handle: redis_db::Handle) -> Result<Option<String>, Error> {
 async fn open_the_circuit(db: &DbClient, handle: fn(&DbClient) -> redis_db::Handle) {
     for call in 1..=THRESHOLD {
         let error = get(handle(db)).await.unwrap_err();
-        assert!(matches!(error, Error::Unreachable { .. }), "call {call} reaches for the server: {error:?}");
+        assert!(
+            matches!(error, Error::Unreachable { .. }),
+            "call {call} reaches for the server: {error:?}"
+        );
     }
 }
 
@@ -57,26 +60,47 @@ async fn opens_after_the_threshold_fails_fast_and_a_successful_probe_closes_it()
     let error = get(db.main()).await.unwrap_err();
     let elapsed = started.elapsed();
     assert!(matches!(error, Error::CircuitOpen { .. }), "{error:?}");
-    assert!(elapsed < Duration::from_millis(50), "an open circuit fails at once: {elapsed:?}");
+    assert!(
+        elapsed < Duration::from_millis(50),
+        "an open circuit fails at once: {elapsed:?}"
+    );
     let text = error.to_string();
-    assert!(text.contains("`main`") && text.contains("circuit open"), "{text}");
+    assert!(
+        text.contains("`main`") && text.contains("circuit open"),
+        "{text}"
+    );
     let stats = db.stats();
     let main = stats.database("main").unwrap();
-    assert_eq!((main.circuit, main.circuit_openings), (CircuitState::Open, 1), "{main:?}");
+    assert_eq!(
+        (main.circuit, main.circuit_openings),
+        (CircuitState::Open, 1),
+        "{main:?}"
+    );
 
     // The server is back, but the circuit stays open until reset_timeout has passed.
     server.restart();
     if opened.elapsed() < reset - Duration::from_millis(500) {
         let error = get(db.main()).await.unwrap_err();
-        assert!(matches!(error, Error::CircuitOpen { .. }), "still open before reset_timeout: {error:?}");
+        assert!(
+            matches!(error, Error::CircuitOpen { .. }),
+            "still open before reset_timeout: {error:?}"
+        );
     }
     tokio::time::sleep(reset.saturating_sub(opened.elapsed())).await;
 
     assert_eq!(get(db.main()).await.expect("the probe succeeds"), None);
-    let _: () = db.main().query(redis::cmd("SET").arg("k").arg("after")).await.expect("closed again");
+    let _: () = db
+        .main()
+        .query(redis::cmd("SET").arg("k").arg("after"))
+        .await
+        .expect("closed again");
     let stats = db.stats();
     let main = stats.database("main").unwrap();
-    assert_eq!((main.circuit, main.circuit_openings), (CircuitState::Closed, 1), "{main:?}");
+    assert_eq!(
+        (main.circuit, main.circuit_openings),
+        (CircuitState::Closed, 1),
+        "{main:?}"
+    );
     let json = serde_json::to_value(db.stats()).unwrap();
     assert_eq!(json["databases"]["main"]["circuit"], "closed");
 }
@@ -91,16 +115,29 @@ async fn a_failed_probe_opens_it_again_for_a_full_reset_timeout() {
     tokio::time::sleep(reset).await;
 
     let error = get(db.main()).await.unwrap_err();
-    assert!(matches!(error, Error::Unreachable { .. }), "the probe tries the server: {error:?}");
+    assert!(
+        matches!(error, Error::Unreachable { .. }),
+        "the probe tries the server: {error:?}"
+    );
     let error = get(db.main()).await.unwrap_err();
-    assert!(matches!(error, Error::CircuitOpen { .. }), "the failed probe re-opened it: {error:?}");
+    assert!(
+        matches!(error, Error::CircuitOpen { .. }),
+        "the failed probe re-opened it: {error:?}"
+    );
     let main = db.stats().database("main").unwrap().clone();
-    assert_eq!((main.circuit, main.circuit_openings), (CircuitState::Open, 2), "{main:?}");
+    assert_eq!(
+        (main.circuit, main.circuit_openings),
+        (CircuitState::Open, 2),
+        "{main:?}"
+    );
 
     server.restart();
     tokio::time::sleep(reset).await;
     assert_eq!(get(db.main()).await.expect("the next probe succeeds"), None);
-    assert_eq!(db.stats().database("main").unwrap().circuit, CircuitState::Closed);
+    assert_eq!(
+        db.stats().database("main").unwrap().circuit,
+        CircuitState::Closed
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -111,18 +148,36 @@ async fn an_alias_shares_its_targets_breaker_and_other_databases_keep_theirs() {
     open_the_circuit(&db, DbClient::jobs).await;
 
     let error = get(db.jobs_monitor()).await.unwrap_err();
-    assert!(matches!(error, Error::CircuitOpen { .. }), "the alias is behind the same open breaker: {error:?}");
-    assert!(error.to_string().contains("`jobs_monitor`"), "names the database called: {error}");
+    assert!(
+        matches!(error, Error::CircuitOpen { .. }),
+        "the alias is behind the same open breaker: {error:?}"
+    );
+    assert!(
+        error.to_string().contains("`jobs_monitor`"),
+        "names the database called: {error}"
+    );
 
     let error = get(db.main()).await.unwrap_err();
-    assert!(matches!(error, Error::Unreachable { .. }), "main has its own closed breaker: {error:?}");
+    assert!(
+        matches!(error, Error::Unreachable { .. }),
+        "main has its own closed breaker: {error:?}"
+    );
 
     let stats = db.stats();
     assert_eq!(stats.database("jobs").unwrap().circuit, CircuitState::Open);
-    assert_eq!(stats.database("jobs_monitor").unwrap().circuit, CircuitState::Open);
+    assert_eq!(
+        stats.database("jobs_monitor").unwrap().circuit,
+        CircuitState::Open
+    );
     assert_eq!(stats.database("jobs_monitor").unwrap().circuit_openings, 1);
-    assert_eq!(stats.database("main").unwrap().circuit, CircuitState::Closed);
-    assert_eq!(stats.database("archive").unwrap().circuit, CircuitState::Closed);
+    assert_eq!(
+        stats.database("main").unwrap().circuit,
+        CircuitState::Closed
+    );
+    assert_eq!(
+        stats.database("archive").unwrap().circuit,
+        CircuitState::Closed
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -143,8 +198,16 @@ async fn health_while_open_is_not_healthy_and_leaves_the_breaker_open() {
     let main = report.database("main").unwrap();
     assert_ne!(main.state, HealthState::Healthy, "{main:?}");
     assert!(!report.is_healthy());
-    assert_eq!(report.database("jobs").unwrap().state, HealthState::Healthy, "jobs' breaker is closed");
-    assert_eq!(db.stats().database("main").unwrap().circuit, CircuitState::Open, "health did not close it");
+    assert_eq!(
+        report.database("jobs").unwrap().state,
+        HealthState::Healthy,
+        "jobs' breaker is closed"
+    );
+    assert_eq!(
+        db.stats().database("main").unwrap().circuit,
+        CircuitState::Open,
+        "health did not close it"
+    );
     let error = get(db.main()).await.unwrap_err();
     assert!(matches!(error, Error::CircuitOpen { .. }), "{error:?}");
 }

@@ -18,10 +18,20 @@ pub enum Db {}
 /// `ss -tnoH state established dst 127.0.0.1:PORT`. `None` for a socket without a keepalive timer.
 fn keepalive_timers(port: u16) -> Vec<Option<u64>> {
     let output = Command::new("ss")
-        .args(["-tnoH", "state", "established", "dst", &format!("127.0.0.1:{port}")])
+        .args([
+            "-tnoH",
+            "state",
+            "established",
+            "dst",
+            &format!("127.0.0.1:{port}"),
+        ])
         .output()
         .expect("ss(8) from iproute2 is needed by this test");
-    assert!(output.status.success(), "ss failed: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "ss failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     String::from_utf8_lossy(&output.stdout)
         .lines()
         .filter(|line| !line.trim().is_empty())
@@ -60,10 +70,16 @@ async fn keepalive_settings_are_on_every_socket() {
 
     let timers = keepalive_timers(server.port());
     // Shared connections of main, jobs (= jobs_monitor) and archive, plus the pooled one.
-    assert!(timers.len() >= 4, "expected the SDK's 4 sockets, ss shows: {timers:?}");
+    assert!(
+        timers.len() >= 4,
+        "expected the SDK's 4 sockets, ss shows: {timers:?}"
+    );
     for timer in &timers {
         let secs = timer.unwrap_or_else(|| panic!("a socket without keepalive: {timers:?}"));
-        assert!((30..=45).contains(&secs), "keepalive idle 45 s expected, OS default is ~7200 s: {timers:?}");
+        assert!(
+            (30..=45).contains(&secs),
+            "keepalive idle 45 s expected, OS default is ~7200 s: {timers:?}"
+        );
     }
     drop(exclusive);
 }
@@ -83,15 +99,28 @@ async fn idle_connections_are_closed_and_reopened_on_demand() {
         let mut pooled = db.main().connection().await.unwrap();
         let _: String = pooled.get("k").await.unwrap();
     }
-    assert_eq!(server.clients_on_db(0), 2, "the shared connection and one pooled connection");
+    assert_eq!(
+        server.clients_on_db(0),
+        2,
+        "the shared connection and one pooled connection"
+    );
 
-    wait_for_async(Duration::from_secs(5), "idle connections on db 0 closed", || server.clients_on_db(0) == 0).await;
+    wait_for_async(
+        Duration::from_secs(5),
+        "idle connections on db 0 closed",
+        || server.clients_on_db(0) == 0,
+    )
+    .await;
     let stats = db.stats();
     let main = stats.database("main").unwrap();
     assert!(main.connections_closed >= 2, "{main:?}");
     assert_eq!(main.pool.size, 0, "{main:?}");
 
-    let value: String = db.main().get("k").await.expect("the next call reconnects transparently");
+    let value: String = db
+        .main()
+        .get("k")
+        .await
+        .expect("the next call reconnects transparently");
     assert_eq!(value, "v");
     assert_eq!(db.stats().database("main").unwrap().failures, 0);
     assert_eq!(server.clients_on_db(0), 1);
@@ -103,14 +132,25 @@ async fn per_database_pool_sizes_are_honoured() {
     let db = Db::builder()
         .url(server.url())
         .ignore_environment()
-        .config_file(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/pool_sizes.yaml"))
+        .config_file(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/pool_sizes.yaml"
+        ))
         .configure(|c| c.timeout = Duration::from_millis(300))
         .connect()
         .await
         .unwrap();
     let stats = db.stats();
-    assert_eq!(stats.database("main").unwrap().pool.max_size, 2, "per-database max_connections");
-    assert_eq!(stats.database("jobs").unwrap().pool.max_size, 4, "top-level max_connections");
+    assert_eq!(
+        stats.database("main").unwrap().pool.max_size,
+        2,
+        "per-database max_connections"
+    );
+    assert_eq!(
+        stats.database("jobs").unwrap().pool.max_size,
+        4,
+        "top-level max_connections"
+    );
     assert_eq!(stats.database("archive").unwrap().pool.max_size, 4);
 
     let first = db.main().connection().await.unwrap();
@@ -120,19 +160,35 @@ async fn per_database_pool_sizes_are_honoured() {
 
     let started = Instant::now();
     let error = db.main().connection().await.unwrap_err();
-    assert!(matches!(error, Error::PoolExhausted { max_size: 2, .. }), "{error:?}");
+    assert!(
+        matches!(error, Error::PoolExhausted { max_size: 2, .. }),
+        "{error:?}"
+    );
     assert!(error.to_string().contains("`main`"), "{error}");
-    assert!(started.elapsed() < Duration::from_secs(2), "waited about the timeout: {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "waited about the timeout: {:?}",
+        started.elapsed()
+    );
 
     drop(first);
-    let _third = db.main().connection().await.expect("a connection was given back");
+    let _third = db
+        .main()
+        .connection()
+        .await
+        .expect("a connection was given back");
     drop(second);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn per_database_timeouts_are_honoured() {
     let server = RedisServer::start(&[]);
-    let db = Db::builder().url(server.url()).ignore_environment().connect().await.unwrap();
+    let db = Db::builder()
+        .url(server.url())
+        .ignore_environment()
+        .connect()
+        .await
+        .unwrap();
     let sleep = || {
         let mut cmd = redis::cmd("DEBUG");
         cmd.arg("SLEEP").arg(1.5);
@@ -141,13 +197,26 @@ async fn per_database_timeouts_are_honoured() {
 
     // archive: timeout_seconds 2.
     let started = Instant::now();
-    let _: () = db.archive().query(&sleep()).await.expect("1.5 s is within archive's 2 s timeout");
-    assert!(started.elapsed() >= Duration::from_millis(1400), "the server really slept");
+    let _: () = db
+        .archive()
+        .query(&sleep())
+        .await
+        .expect("1.5 s is within archive's 2 s timeout");
+    assert!(
+        started.elapsed() >= Duration::from_millis(1400),
+        "the server really slept"
+    );
 
     // main: the top-level timeout of 1 s.
     let started = Instant::now();
     let error = db.main().query::<()>(&sleep()).await.unwrap_err();
     let elapsed = started.elapsed();
-    assert!(matches!(error, Error::Timeout { timeout, .. } if timeout == Duration::from_secs(1)), "{error:?}");
-    assert!(elapsed < Duration::from_millis(1450), "cut off at main's 1 s: {elapsed:?}");
+    assert!(
+        matches!(error, Error::Timeout { timeout, .. } if timeout == Duration::from_secs(1)),
+        "{error:?}"
+    );
+    assert!(
+        elapsed < Duration::from_millis(1450),
+        "cut off at main's 1 s: {elapsed:?}"
+    );
 }

@@ -35,9 +35,16 @@ async fn a_normal_server_is_healthy_everywhere() {
     for name in ["main", "jobs", "jobs_monitor", "archive"] {
         let database = report.database(name).unwrap();
         assert_eq!(database.state, HealthState::Healthy, "{database:?}");
-        assert!(database.latency_ms.is_some_and(|ms| ms >= 0.0), "{database:?}");
+        assert!(
+            database.latency_ms.is_some_and(|ms| ms >= 0.0),
+            "{database:?}"
+        );
     }
-    assert_eq!(db.stats().database("main").unwrap().health, None, "no background monitor configured");
+    assert_eq!(
+        db.stats().database("main").unwrap().health,
+        None,
+        "no background monitor configured"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -50,11 +57,18 @@ async fn a_stopped_server_is_failed_within_the_timeout() {
     let elapsed = started.elapsed();
     server.resume();
     for name in ["main", "jobs", "jobs_monitor", "archive"] {
-        assert_eq!(report.database(name).unwrap().state, HealthState::Failed, "{name}: {report:?}");
+        assert_eq!(
+            report.database(name).unwrap().state,
+            HealthState::Failed,
+            "{name}: {report:?}"
+        );
     }
     // Three distinct databases (the alias shares jobs'), each bounded by its timeout (archive: 2 s).
     let bound = TIMEOUT * 2 + Duration::from_secs(2) + Duration::from_millis(700);
-    assert!(elapsed < bound, "health() must not hang on a stopped server: {elapsed:?}");
+    assert!(
+        elapsed < bound,
+        "health() must not hang on a stopped server: {elapsed:?}"
+    );
     let json = serde_json::to_value(&report).unwrap();
     assert_eq!(json["databases"]["main"]["state"], "failed", "{json}");
 }
@@ -82,14 +96,24 @@ async fn the_background_monitor_tracks_each_databases_state() {
     let db = client(&server, Some(Duration::from_millis(100))).await;
     let state = |name: &str| db.stats().database(name).unwrap().health;
 
-    wait_for_async(Duration::from_secs(5), "monitor: main healthy", || state("main") == Some(HealthState::Healthy)).await;
+    wait_for_async(Duration::from_secs(5), "monitor: main healthy", || {
+        state("main") == Some(HealthState::Healthy)
+    })
+    .await;
     assert_eq!(state("jobs_monitor"), Some(HealthState::Healthy));
 
     server.pause();
-    wait_for_async(Duration::from_secs(10), "monitor: main failed", || state("main") == Some(HealthState::Failed)).await;
+    wait_for_async(Duration::from_secs(10), "monitor: main failed", || {
+        state("main") == Some(HealthState::Failed)
+    })
+    .await;
     server.resume();
-    wait_for_async(Duration::from_secs(10), "monitor: main healthy again", || state("main") == Some(HealthState::Healthy))
-        .await;
+    wait_for_async(
+        Duration::from_secs(10),
+        "monitor: main healthy again",
+        || state("main") == Some(HealthState::Healthy),
+    )
+    .await;
     let json = serde_json::to_value(db.stats()).unwrap();
     assert_eq!(json["databases"]["main"]["health"], "healthy", "{json}");
 }

@@ -38,12 +38,21 @@ async fn client(server: &RedisServer, timeout: Duration) -> DbClient {
 /// Waits until the server answers again, then reads `key` after one more round trip, so that
 /// anything queued before the first answer (a re-sent script, say) has run by then.
 async fn settled_value(server: &RedisServer, key: &str) -> Option<i64> {
-    wait_for_async(Duration::from_secs(10), "the server to answer again", || {
-        redis::cmd("PING").query::<String>(&mut server.raw(0)).is_ok()
-    })
+    wait_for_async(
+        Duration::from_secs(10),
+        "the server to answer again",
+        || {
+            redis::cmd("PING")
+                .query::<String>(&mut server.raw(0))
+                .is_ok()
+        },
+    )
     .await;
     let _: String = redis::cmd("PING").query(&mut server.raw(0)).unwrap();
-    redis::cmd("GET").arg(key).query(&mut server.raw(0)).unwrap()
+    redis::cmd("GET")
+        .arg(key)
+        .query(&mut server.raw(0))
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -53,16 +62,36 @@ async fn a_script_that_wrote_and_then_timed_out_is_not_sent_again() {
     let started = Instant::now();
     let result = db
         .main()
-        .query::<i64>(redis::cmd("EVAL").arg(INCR_THEN_SPIN).arg(1).arg("counter").arg(900_000))
+        .query::<i64>(
+            redis::cmd("EVAL")
+                .arg(INCR_THEN_SPIN)
+                .arg(1)
+                .arg("counter")
+                .arg(900_000),
+        )
         .await;
     let elapsed = started.elapsed();
     let error = result.expect_err("the script outlives the 300 ms timeout");
-    assert!(matches!(error, Error::Timeout { attempts: 1, .. }), "{error:?}");
+    assert!(
+        matches!(error, Error::Timeout { attempts: 1, .. }),
+        "{error:?}"
+    );
     assert!(error.to_string().contains("`main`"), "{error}");
-    assert!(elapsed < Duration::from_millis(850), "failed at the timeout, not after the spin: {elapsed:?}");
+    assert!(
+        elapsed < Duration::from_millis(850),
+        "failed at the timeout, not after the spin: {elapsed:?}"
+    );
 
-    assert_eq!(settled_value(&server, "counter").await, Some(1), "the script ran exactly once");
-    assert_eq!(server.command_calls("eval"), 1, "EVAL reached the server once");
+    assert_eq!(
+        settled_value(&server, "counter").await,
+        Some(1),
+        "the script ran exactly once"
+    );
+    assert_eq!(
+        server.command_calls("eval"),
+        1,
+        "EVAL reached the server once"
+    );
     assert_eq!(db.stats().database("main").unwrap().retries, 0);
 }
 
@@ -70,15 +99,31 @@ async fn a_script_that_wrote_and_then_timed_out_is_not_sent_again() {
 async fn a_read_that_timed_out_is_retried() {
     let server = RedisServer::start(&[]);
     let db = client(&server, Duration::from_millis(300)).await;
-    let _: () = redis::cmd("SET").arg("k").arg("v").query(&mut server.raw(0)).unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("k")
+        .arg("v")
+        .query(&mut server.raw(0))
+        .unwrap();
     // Every client's commands (new connections' handshakes included) wait 700 ms: the first GET
     // times out at 300 ms, a retry gets its answer once the pause ends.
-    let _: () = redis::cmd("CLIENT").arg("PAUSE").arg(700).arg("ALL").query(&mut server.raw(0)).unwrap();
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(700)
+        .arg("ALL")
+        .query(&mut server.raw(0))
+        .unwrap();
     let started = Instant::now();
-    let value: String = db.main().query(redis::cmd("GET").arg("k")).await.expect("the GET is retried");
+    let value: String = db
+        .main()
+        .query(redis::cmd("GET").arg("k"))
+        .await
+        .expect("the GET is retried");
     let elapsed = started.elapsed();
     assert_eq!(value, "v");
-    assert!(elapsed >= Duration::from_millis(300), "the first attempt must have timed out: {elapsed:?}");
+    assert!(
+        elapsed >= Duration::from_millis(300),
+        "the first attempt must have timed out: {elapsed:?}"
+    );
     let stats = db.stats();
     let main = stats.database("main").unwrap();
     assert!(main.retries >= 1, "{main:?}");
@@ -103,7 +148,10 @@ async fn a_write_to_a_stopped_server_fails_in_bounded_time_and_applies_at_most_o
         .unwrap();
     server.pause();
     let started = Instant::now();
-    let result = db.main().query::<i64>(redis::cmd("INCR").arg("counter")).await;
+    let result = db
+        .main()
+        .query::<i64>(redis::cmd("INCR").arg("counter"))
+        .await;
     let elapsed = started.elapsed();
     server.resume();
     let error = result.expect_err("a stopped server answers nothing");

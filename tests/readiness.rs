@@ -29,15 +29,33 @@ fn dbsize(server: &RedisServer) -> u64 {
 async fn connect_returns_only_once_the_dataset_is_loaded() {
     let mut server = RedisServer::start(&[]);
     restart_into_loading(&mut server, KEYS, DELAY_US);
-    assert!(loading(&server), "the LOADING window must be open when connect() starts");
+    assert!(
+        loading(&server),
+        "the LOADING window must be open when connect() starts"
+    );
 
     let started = Instant::now();
-    let db = Db::builder().url(server.url()).ignore_environment().connect().await.expect("connect waits out LOADING");
+    let db = Db::builder()
+        .url(server.url())
+        .ignore_environment()
+        .connect()
+        .await
+        .expect("connect waits out LOADING");
     let waited = started.elapsed();
 
-    assert!(!loading(&server), "connect() returned after {waited:?} while the server was still loading");
-    assert_eq!(dbsize(&server), u64::from(KEYS), "the whole dataset is there once connect() returns");
-    let size: u64 = redis::cmd("DBSIZE").query_async(&mut db.main()).await.unwrap();
+    assert!(
+        !loading(&server),
+        "connect() returned after {waited:?} while the server was still loading"
+    );
+    assert_eq!(
+        dbsize(&server),
+        u64::from(KEYS),
+        "the whole dataset is there once connect() returns"
+    );
+    let size: u64 = redis::cmd("DBSIZE")
+        .query_async(&mut db.main())
+        .await
+        .unwrap();
     assert_eq!(size, u64::from(KEYS));
     let value: String = db.main().get("key:17").await.unwrap();
     assert_eq!(value, "value:17");
@@ -46,13 +64,28 @@ async fn connect_returns_only_once_the_dataset_is_loaded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_made_during_loading_waits_and_succeeds() {
     let mut server = RedisServer::start(&[]);
-    let db = Db::builder().url(server.url()).ignore_environment().connect().await.unwrap();
+    let db = Db::builder()
+        .url(server.url())
+        .ignore_environment()
+        .connect()
+        .await
+        .unwrap();
     restart_into_loading(&mut server, KEYS, DELAY_US);
-    assert!(loading(&server), "the LOADING window must be open when the call starts");
+    assert!(
+        loading(&server),
+        "the LOADING window must be open when the call starts"
+    );
 
-    let value: String = db.main().get("key:29999").await.expect("a call during LOADING waits, then succeeds");
+    let value: String = db
+        .main()
+        .get("key:29999")
+        .await
+        .expect("a call during LOADING waits, then succeeds");
     assert_eq!(value, "value:29999");
-    assert!(!loading(&server), "the call returned while the server was still loading");
+    assert!(
+        !loading(&server),
+        "the call returned while the server was still loading"
+    );
 
     let stats = db.stats();
     let main = stats.database("main").unwrap();
@@ -72,14 +105,23 @@ async fn connect_gives_up_with_still_loading_after_max_wait() {
         .connect()
         .await;
     let elapsed = started.elapsed();
-    assert!(loading(&server), "the window outlasted max_wait, so this test proves the give-up path");
+    assert!(
+        loading(&server),
+        "the window outlasted max_wait, so this test proves the give-up path"
+    );
     let error = result.expect_err("connect must give up after readiness.max_wait");
     let text = error.to_string();
     assert!(matches!(error, Error::StillLoading { .. }), "{error:?}");
     assert!(text.contains("still loading"), "{text}");
     assert!(text.contains("`main`"), "names the database: {text}");
-    assert!(elapsed >= Duration::from_millis(350), "gave up before max_wait: {elapsed:?}");
-    assert!(elapsed < Duration::from_millis(1500), "waited far beyond max_wait 400 ms: {elapsed:?}");
+    assert!(
+        elapsed >= Duration::from_millis(350),
+        "gave up before max_wait: {elapsed:?}"
+    );
+    assert!(
+        elapsed < Duration::from_millis(1500),
+        "waited far beyond max_wait 400 ms: {elapsed:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -107,18 +149,33 @@ async fn waiting_for_loading_never_opens_the_breaker() {
 
     // Two calls that run out of max_wait: the second must be StillLoading again, not CircuitOpen.
     for round in 0..2 {
-        let error = impatient.main().query::<Option<String>>(&redis::cmd("GET").arg("key:1")).await.unwrap_err();
-        assert!(matches!(error, Error::StillLoading { .. }), "round {round}: {error:?}");
+        let error = impatient
+            .main()
+            .query::<Option<String>>(&redis::cmd("GET").arg("key:1"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, Error::StillLoading { .. }),
+            "round {round}: {error:?}"
+        );
     }
     assert!(loading(&server), "both calls gave up inside the window");
     let stats = impatient.stats();
     let main = stats.database("main").unwrap();
-    assert_eq!((main.circuit, main.circuit_openings), (CircuitState::Closed, 0), "{main:?}");
+    assert_eq!(
+        (main.circuit, main.circuit_openings),
+        (CircuitState::Closed, 0),
+        "{main:?}"
+    );
 
     // A long wait through the whole window does not open it either.
     let value: String = patient.main().get("key:1").await.unwrap();
     assert_eq!(value, "value:1");
     let stats = patient.stats();
     let main = stats.database("main").unwrap();
-    assert_eq!((main.circuit, main.circuit_openings), (CircuitState::Closed, 0), "{main:?}");
+    assert_eq!(
+        (main.circuit, main.circuit_openings),
+        (CircuitState::Closed, 0),
+        "{main:?}"
+    );
 }

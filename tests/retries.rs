@@ -39,7 +39,11 @@ async fn a_read_survives_a_server_restart_through_retries() {
         server.restart();
         server
     });
-    let value: String = db.main().get("survivor").await.expect("the GET is retried until the server is back");
+    let value: String = db
+        .main()
+        .get("survivor")
+        .await
+        .expect("the GET is retried until the server is back");
     let _server = restarter.join().unwrap();
     assert_eq!(value, "still here");
     let stats = db.stats();
@@ -65,10 +69,20 @@ async fn retry_attempts_zero_fails_at_the_first_failure() {
         .unwrap();
     server.kill();
     let started = Instant::now();
-    let error = db.main().query::<Option<String>>(&redis::cmd("GET").arg("k")).await.unwrap_err();
+    let error = db
+        .main()
+        .query::<Option<String>>(&redis::cmd("GET").arg("k"))
+        .await
+        .unwrap_err();
     let elapsed = started.elapsed();
-    assert!(matches!(error, Error::Unreachable { attempts: 1, .. }), "{error:?}");
-    assert!(elapsed < Duration::from_millis(800), "no retry means no backoff: {elapsed:?}");
+    assert!(
+        matches!(error, Error::Unreachable { attempts: 1, .. }),
+        "{error:?}"
+    );
+    assert!(
+        elapsed < Duration::from_millis(800),
+        "no retry means no backoff: {elapsed:?}"
+    );
     assert!(error.to_string().contains("`main`"), "{error}");
     assert_eq!(db.stats().database("main").unwrap().retries, 0);
 }
@@ -76,7 +90,12 @@ async fn retry_attempts_zero_fails_at_the_first_failure() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_blocking_read_survives_its_connection_being_killed() {
     let server = RedisServer::start(&[]);
-    let db = Db::builder().url(server.url()).ignore_environment().connect().await.unwrap();
+    let db = Db::builder()
+        .url(server.url())
+        .ignore_environment()
+        .connect()
+        .await
+        .unwrap();
     let blocked = |server: &RedisServer| server.info_field("clients", "blocked_clients").unwrap();
 
     let handle = db.main();
@@ -91,19 +110,46 @@ async fn a_blocking_read_survives_its_connection_being_killed() {
             .query_async::<redis::Value>(&mut handle)
             .await
     });
-    wait_for_async(Duration::from_secs(5), "XREAD blocked on the server", || blocked(&server) == "1").await;
+    wait_for_async(
+        Duration::from_secs(5),
+        "XREAD blocked on the server",
+        || blocked(&server) == "1",
+    )
+    .await;
 
     // Kill every client connection (SKIPME yes keeps the killer): the in-flight XREAD loses its socket.
-    let killed: u64 = redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("normal").query(&mut server.raw(0)).unwrap();
+    let killed: u64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("normal")
+        .query(&mut server.raw(0))
+        .unwrap();
     assert!(killed >= 1, "the XREAD's connection was killed");
 
     // The SDK re-sends the read on a fresh connection; it blocks again, and then sees the entry.
-    wait_for_async(Duration::from_secs(5), "XREAD blocked again on a new connection", || blocked(&server) == "1").await;
-    let _: String = redis::cmd("XADD").arg("events").arg("*").arg("field").arg("value").query(&mut server.raw(0)).unwrap();
+    wait_for_async(
+        Duration::from_secs(5),
+        "XREAD blocked again on a new connection",
+        || blocked(&server) == "1",
+    )
+    .await;
+    let _: String = redis::cmd("XADD")
+        .arg("events")
+        .arg("*")
+        .arg("field")
+        .arg("value")
+        .query(&mut server.raw(0))
+        .unwrap();
 
-    let reply = reader.await.unwrap().expect("the caller never sees the killed connection");
+    let reply = reader
+        .await
+        .unwrap()
+        .expect("the caller never sees the killed connection");
     let text = format!("{reply:?}");
-    assert!(text.contains("events") && text.contains("value"), "the entry added after the kill: {text}");
+    assert!(
+        text.contains("events") && text.contains("value"),
+        "the entry added after the kill: {text}"
+    );
     let stats = db.stats();
     let main = stats.database("main").unwrap();
     assert!(main.retries >= 1, "{main:?}");
@@ -113,14 +159,28 @@ async fn a_blocking_read_survives_its_connection_being_killed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_and_reads_after_the_shared_connection_was_killed() {
     let server = RedisServer::start(&[]);
-    let db = Db::builder().url(server.url()).ignore_environment().connect().await.unwrap();
+    let db = Db::builder()
+        .url(server.url())
+        .ignore_environment()
+        .connect()
+        .await
+        .unwrap();
     let _: () = db.main().set("k", 1).await.unwrap();
     assert_eq!(server.clients_on_db(0), 1, "one shared connection on db 0");
     let created_before = db.stats().database("main").unwrap().connections_created;
 
-    let _: u64 = redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("normal").query(&mut server.raw(0)).unwrap();
-    wait_for_async(Duration::from_secs(5), "the server dropped the shared connection", || server.clients_on_db(0) == 0)
-        .await;
+    let _: u64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("normal")
+        .query(&mut server.raw(0))
+        .unwrap();
+    wait_for_async(
+        Duration::from_secs(5),
+        "the server dropped the shared connection",
+        || server.clients_on_db(0) == 0,
+    )
+    .await;
 
     // A write first: it may only go out on a connection known to be alive.
     let _: () = db.main().set("k", 2).await.expect("SET after the kill");
@@ -130,8 +190,17 @@ async fn writes_and_reads_after_the_shared_connection_was_killed() {
     let stats = db.stats();
     let main = stats.database("main").unwrap();
     assert_eq!(main.failures, 0, "{main:?}");
-    assert_eq!(main.retries, 0, "the dead connection was replaced before sending, not after failing: {main:?}");
-    assert!(main.connections_created > created_before, "a new connection was opened: {main:?}");
-    assert!(main.connections_closed >= 1, "the dead one is counted as closed: {main:?}");
+    assert_eq!(
+        main.retries, 0,
+        "the dead connection was replaced before sending, not after failing: {main:?}"
+    );
+    assert!(
+        main.connections_created > created_before,
+        "a new connection was opened: {main:?}"
+    );
+    assert!(
+        main.connections_closed >= 1,
+        "the dead one is counted as closed: {main:?}"
+    );
     assert_eq!(server.clients_on_db(0), 1, "again one shared connection");
 }

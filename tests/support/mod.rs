@@ -98,14 +98,21 @@ impl RedisServer {
 
     fn signal(&self, signal: &str) {
         let pid = self.child.as_ref().expect("server running").id();
-        let status = Command::new("kill").args([signal, &pid.to_string()]).status().expect("kill(1)");
+        let status = Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .expect("kill(1)");
         assert!(status.success(), "kill {signal} {pid} failed");
     }
 
     /// Connections the server sees on database `db` (`CLIENT LIST`), excluding `exclude_name`d ones.
     pub fn clients_on_db(&self, db: u32) -> usize {
         let mut raw = self.raw(0);
-        let _: () = redis::cmd("CLIENT").arg("SETNAME").arg("harness").query(&mut raw).unwrap();
+        let _: () = redis::cmd("CLIENT")
+            .arg("SETNAME")
+            .arg("harness")
+            .query(&mut raw)
+            .unwrap();
         let list: String = redis::cmd("CLIENT").arg("LIST").query(&mut raw).unwrap();
         list.lines()
             .filter(|line| !line.contains("name=harness"))
@@ -117,7 +124,10 @@ impl RedisServer {
     pub fn wait_for(within: Duration, what: &str, mut condition: impl FnMut() -> bool) {
         let deadline = Instant::now() + within;
         while !condition() {
-            assert!(Instant::now() < deadline, "timed out after {within:?} waiting for: {what}");
+            assert!(
+                Instant::now() < deadline,
+                "timed out after {within:?} waiting for: {what}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -151,17 +161,23 @@ impl RedisServer {
         loop {
             if let Some(child) = self.child.as_mut() {
                 if let Ok(Some(status)) = child.try_wait() {
-                    let log = std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default();
+                    let log =
+                        std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default();
                     panic!("redis-server exited at start ({status}); its log:\n{log}");
                 }
             }
             let ready = redis::Client::open(url.as_str())
                 .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(200)))
                 .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c));
-            if ready.is_ok() {
+            // A server started with `--requirepass` answers NOAUTH: it is up all the same.
+            if ready.is_ok() || ready.as_ref().is_err_and(|e| e.code() == Some("NOAUTH")) {
                 return;
             }
-            assert!(Instant::now() < deadline, "redis-server on :{} did not start within {START_TIMEOUT:?}", self.port);
+            assert!(
+                Instant::now() < deadline,
+                "redis-server on :{} did not start within {START_TIMEOUT:?}",
+                self.port
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -171,7 +187,9 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         if let Some(child) = self.child.as_ref() {
             // A paused server would ignore nothing, but resume it anyway so no zombie is left stopped.
-            let _ = Command::new("kill").args(["-CONT", &child.id().to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-CONT", &child.id().to_string()])
+                .status();
         }
         self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
@@ -183,7 +201,11 @@ impl Drop for RedisServer {
 /// answer `LOADING` rather than nothing).
 pub fn restart_into_loading(server: &mut RedisServer, keys: u32, delay_us: u32) {
     let mut raw = server.raw(0);
-    let _: () = redis::cmd("DEBUG").arg("POPULATE").arg(keys).query(&mut raw).unwrap();
+    let _: () = redis::cmd("DEBUG")
+        .arg("POPULATE")
+        .arg(keys)
+        .query(&mut raw)
+        .unwrap();
     let _: () = redis::cmd("SAVE").query(&mut raw).unwrap();
     drop(raw);
     server.restart_with(&[
@@ -195,8 +217,12 @@ pub fn restart_into_loading(server: &mut RedisServer, keys: u32, delay_us: u32) 
     // Wait for the port to accept and answer LOADING, so the window is proven open.
     RedisServer::wait_for(Duration::from_secs(10), "server answering LOADING", || {
         let url = format!("redis://127.0.0.1:{}/0", server.port());
-        let Ok(client) = redis::Client::open(url) else { return false };
-        let Ok(mut c) = client.get_connection_with_timeout(Duration::from_millis(200)) else { return false };
+        let Ok(client) = redis::Client::open(url) else {
+            return false;
+        };
+        let Ok(mut c) = client.get_connection_with_timeout(Duration::from_millis(200)) else {
+            return false;
+        };
         let _ = c.set_read_timeout(Some(Duration::from_millis(500)));
         matches!(redis::cmd("PING").query::<String>(&mut c), Err(e) if e.code() == Some("LOADING"))
     });
@@ -231,13 +257,18 @@ impl RedisServer {
     pub fn info_field(&self, section: &str, field: &str) -> Option<String> {
         let mut raw = self.raw(0);
         let info: String = redis::cmd("INFO").arg(section).query(&mut raw).unwrap();
-        info.lines()
-            .find_map(|line| line.strip_prefix(field)?.strip_prefix(':').map(|v| v.trim().to_owned()))
+        info.lines().find_map(|line| {
+            line.strip_prefix(field)?
+                .strip_prefix(':')
+                .map(|v| v.trim().to_owned())
+        })
     }
 
     /// `INFO commandstats` calls of one command (lower-case name), 0 when never called.
     pub fn command_calls(&self, command: &str) -> u64 {
-        let stats = self.info_field("commandstats", &format!("cmdstat_{command}")).unwrap_or_default();
+        let stats = self
+            .info_field("commandstats", &format!("cmdstat_{command}"))
+            .unwrap_or_default();
         stats
             .split(',')
             .find_map(|kv| kv.strip_prefix("calls="))
@@ -246,7 +277,9 @@ impl RedisServer {
 
     /// Whether the process is still running (not reaped), for tests that kill it.
     pub fn is_running(&mut self) -> bool {
-        self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 }
 
@@ -255,7 +288,10 @@ impl RedisServer {
 pub async fn wait_for_async(within: Duration, what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + within;
     while !condition() {
-        assert!(Instant::now() < deadline, "timed out after {within:?} waiting for: {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {within:?} waiting for: {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

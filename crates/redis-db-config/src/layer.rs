@@ -206,9 +206,18 @@ impl Config {
         positive("idle_timeout", !self.idle_timeout.is_zero());
         positive("max_databases", self.max_databases > 0);
         positive("readiness.max_wait", !self.readiness.max_wait.is_zero());
-        positive("readiness.poll_interval", !self.readiness.poll_interval.is_zero());
-        positive("circuit_breaker.failure_threshold", self.circuit_breaker.failure_threshold > 0);
-        positive("circuit_breaker.reset_timeout", !self.circuit_breaker.reset_timeout.is_zero());
+        positive(
+            "readiness.poll_interval",
+            !self.readiness.poll_interval.is_zero(),
+        );
+        positive(
+            "circuit_breaker.failure_threshold",
+            self.circuit_breaker.failure_threshold > 0,
+        );
+        positive(
+            "circuit_breaker.reset_timeout",
+            !self.circuit_breaker.reset_timeout.is_zero(),
+        );
         positive("keepalive.idle", !self.keepalive.idle.is_zero());
         positive("keepalive.interval", !self.keepalive.interval.is_zero());
         positive("keepalive.count", self.keepalive.count > 0);

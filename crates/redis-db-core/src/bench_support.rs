@@ -44,10 +44,17 @@ impl CallLayer {
     /// The documented defaults: breaker threshold 5 / reset 60 s, 3 retries from 1 s, timeout 5 s.
     pub fn new() -> Self {
         Self {
-            breaker: Breaker::new(CircuitBreaker { failure_threshold: 5, reset_timeout: Duration::from_secs(60) }),
+            breaker: Breaker::new(CircuitBreaker {
+                failure_threshold: 5,
+                reset_timeout: Duration::from_secs(60),
+            }),
             readiness: Readiness::default(),
             counters: Counters::new(),
-            retry: Retry { attempts: 3, delay: Duration::from_secs(1), max_delay: Duration::from_secs(30) },
+            retry: Retry {
+                attempts: 3,
+                delay: Duration::from_secs(1),
+                max_delay: Duration::from_secs(30),
+            },
             timeout: Duration::from_secs(5),
         }
     }
@@ -59,7 +66,9 @@ impl CallLayer {
         if traits.needs_exclusive {
             return false;
         }
-        let Ok((permit, transition)) = self.breaker.try_acquire(Instant::now()) else { return false };
+        let Ok((permit, transition)) = self.breaker.try_acquire(Instant::now()) else {
+            return false;
+        };
         black_box(transition);
         let deadline = traits.deadline(self.timeout);
         let backoff = retry::backoff(&self.retry);

@@ -63,12 +63,18 @@ impl BlockingCore {
             .build()
             .map_err(|e| Error::Blocking(format!("cannot start its runtime: {e}")))?;
         let core = runtime.block_on(Core::connect(config))?;
-        Ok(BlockingCore { core, runtime: Arc::new(Runtime(Some(runtime))) })
+        Ok(BlockingCore {
+            core,
+            runtime: Arc::new(Runtime(Some(runtime))),
+        })
     }
 
     /// The blocking handle of the database at `position` in file order.
     pub fn handle(&self, position: usize) -> Handle {
-        Handle { async_handle: self.core.handle(position), runtime: self.runtime.clone() }
+        Handle {
+            async_handle: self.core.handle(position),
+            runtime: self.runtime.clone(),
+        }
     }
 
     /// A snapshot of every database's figures.
@@ -101,7 +107,10 @@ impl Handle {
         self.async_handle.db()
     }
 
-    fn block_on<T>(&self, future: impl std::future::Future<Output = RedisResult<T>>) -> RedisResult<T> {
+    fn block_on<T>(
+        &self,
+        future: impl std::future::Future<Output = RedisResult<T>>,
+    ) -> RedisResult<T> {
         if let Err(e) = BlockingCore::refuse_inside_runtime() {
             return Err(e.into_redis_error());
         }
@@ -117,10 +126,17 @@ impl redis::ConnectionLike for Handle {
 
     fn req_command(&mut self, cmd: &Cmd) -> RedisResult<Value> {
         let mut handle = self.async_handle.clone();
-        self.block_on(async move { redis::aio::ConnectionLike::req_packed_command(&mut handle, cmd).await })
+        self.block_on(async move {
+            redis::aio::ConnectionLike::req_packed_command(&mut handle, cmd).await
+        })
     }
 
-    fn req_packed_commands(&mut self, packed: &[u8], offset: usize, count: usize) -> RedisResult<Vec<Value>> {
+    fn req_packed_commands(
+        &mut self,
+        packed: &[u8],
+        offset: usize,
+        count: usize,
+    ) -> RedisResult<Vec<Value>> {
         // redis-rs hands a pipeline over packed; rebuild it so the policies can see each command.
         let mut pipeline = Pipeline::new();
         for cmd in unpack_commands(packed)? {
@@ -128,7 +144,8 @@ impl redis::ConnectionLike for Handle {
         }
         let mut handle = self.async_handle.clone();
         self.block_on(async move {
-            redis::aio::ConnectionLike::req_packed_commands(&mut handle, &pipeline, offset, count).await
+            redis::aio::ConnectionLike::req_packed_commands(&mut handle, &pipeline, offset, count)
+                .await
         })
     }
 
@@ -183,22 +200,38 @@ mod tests {
         let packed = pipeline.get_packed_pipeline();
         let commands = unpack_commands(&packed).unwrap();
         assert_eq!(commands.len(), 3);
-        let repacked: Vec<u8> = commands.iter().flat_map(|c| c.get_packed_command()).collect();
+        let repacked: Vec<u8> = commands
+            .iter()
+            .flat_map(|c| c.get_packed_command())
+            .collect();
         assert_eq!(repacked, packed);
     }
 
     #[test]
     fn malformed_input_is_an_error_not_a_panic() {
-        for input in [&b"*2\r\n$3\r\nGET\r\n"[..], b"*x\r\n", b"$3\r\nabc", b"*1\r\n$99\r\nab\r\n", b"*1"] {
+        for input in [
+            &b"*2\r\n$3\r\nGET\r\n"[..],
+            b"*x\r\n",
+            b"$3\r\nabc",
+            b"*1\r\n$99\r\nab\r\n",
+            b"*1",
+        ] {
             assert!(unpack_commands(input).is_err(), "{input:?}");
         }
     }
 
     #[test]
     fn refuses_inside_a_runtime() {
-        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        let error = runtime.block_on(async { BlockingCore::refuse_inside_runtime() }).unwrap_err();
-        assert!(error.to_string().contains("inside an async runtime"), "{error}");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let error = runtime
+            .block_on(async { BlockingCore::refuse_inside_runtime() })
+            .unwrap_err();
+        assert!(
+            error.to_string().contains("inside an async runtime"),
+            "{error}"
+        );
         assert!(BlockingCore::refuse_inside_runtime().is_ok());
     }
 }

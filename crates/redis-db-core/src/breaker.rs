@@ -80,7 +80,9 @@ impl Breaker {
         match self.state.load(Ordering::Acquire) {
             CLOSED => Ok((self.permit(false), None)),
             OPEN => {
-                let since = opened_at.map_or(self.settings.reset_timeout, |t| now.saturating_duration_since(t));
+                let since = opened_at.map_or(self.settings.reset_timeout, |t| {
+                    now.saturating_duration_since(t)
+                });
                 if since >= self.settings.reset_timeout {
                     self.state.store(HALF_OPEN, Ordering::Release);
                     *opened_at = Some(now);
@@ -94,7 +96,11 @@ impl Breaker {
     }
 
     fn permit(&self, probe: bool) -> Permit<'_> {
-        Permit { breaker: self, probe, settled: false }
+        Permit {
+            breaker: self,
+            probe,
+            settled: false,
+        }
     }
 
     fn rejected(&self, retry_in: Duration) -> Rejected {
@@ -107,7 +113,9 @@ impl Breaker {
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<Instant>> {
         // A poisoned lock only means another thread panicked mid-update of a timestamp; the
         // timestamp is still a valid value, so carry on with it.
-        self.opened_at.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.opened_at
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn on_success(&self) -> Option<Transition> {
@@ -121,7 +129,10 @@ impl Breaker {
     }
 
     fn on_failure(&self, now: Instant, probe: bool) -> Option<Transition> {
-        let failures = self.consecutive_failures.fetch_add(1, Ordering::Relaxed).saturating_add(1);
+        let failures = self
+            .consecutive_failures
+            .fetch_add(1, Ordering::Relaxed)
+            .saturating_add(1);
         if !probe && failures < self.settings.failure_threshold {
             return None;
         }
@@ -179,7 +190,10 @@ mod tests {
     use super::*;
 
     fn breaker(threshold: u32, reset_ms: u64) -> Breaker {
-        Breaker::new(Settings { failure_threshold: threshold, reset_timeout: Duration::from_millis(reset_ms) })
+        Breaker::new(Settings {
+            failure_threshold: threshold,
+            reset_timeout: Duration::from_millis(reset_ms),
+        })
     }
 
     fn fail(b: &Breaker, now: Instant) -> Option<Transition> {
@@ -218,7 +232,10 @@ mod tests {
         let later = t0 + Duration::from_millis(1000);
         let (probe, transition) = b.try_acquire(later).unwrap();
         assert_eq!(transition, Some(Transition::HalfOpened));
-        assert!(b.try_acquire(later).is_err(), "only one probe while half-open");
+        assert!(
+            b.try_acquire(later).is_err(),
+            "only one probe while half-open"
+        );
         assert_eq!(probe.succeeded(), Some(Transition::Closed));
         assert_eq!(b.state(), CircuitState::Closed);
     }

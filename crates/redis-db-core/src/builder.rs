@@ -26,6 +26,9 @@ pub trait DatabaseEnum: Copy + Send + Sync + 'static {
     fn wrap_blocking(core: blocking::BlockingCore) -> Self::BlockingClient;
 }
 
+/// A change to the resolved configuration, applied last (`Builder::configure`).
+type ConfigChange = Box<dyn FnOnce(&mut Config) + Send>;
+
 /// Settings that beat the environment, which beats the runtime config file, which beats the
 /// compiled YAML. Obtained from the generated `RedisDatabase::builder()`.
 #[must_use = "a builder does nothing until `connect` is called"]
@@ -37,7 +40,7 @@ pub struct Builder<E: DatabaseEnum> {
     password: Option<Secret>,
     config_file: Option<PathBuf>,
     use_environment: bool,
-    tune: Vec<Box<dyn FnOnce(&mut Config) + Send>>,
+    tune: Vec<ConfigChange>,
     _enum: PhantomData<E>,
 }
 
@@ -169,7 +172,10 @@ impl<E: DatabaseEnum> Builder<E> {
         }
         if !self.tune.is_empty() {
             let identity = |c: &Config| -> Vec<(String, u32, Option<String>)> {
-                c.databases.iter().map(|d| (d.name.clone(), d.db, d.alias_of.clone())).collect()
+                c.databases
+                    .iter()
+                    .map(|d| (d.name.clone(), d.db, d.alias_of.clone()))
+                    .collect()
             };
             let compiled = identity(&config);
             for change in self.tune {

@@ -89,17 +89,92 @@ impl CommandTraits {
 /// Commands that never change data. Anything not listed (unknown commands, EVAL, EVALSHA,
 /// FCALL, modules) counts as a write, so a retry can never apply it twice.
 const READ_ONLY: &[&str] = &[
-    "BITCOUNT", "BITFIELD_RO", "BITPOS", "DBSIZE", "DUMP", "ECHO", "EVALSHA_RO", "EVAL_RO",
-    "EXISTS", "EXPIRETIME", "FCALL_RO", "GEODIST", "GEOHASH", "GEOPOS", "GEORADIUSBYMEMBER_RO",
-    "GEORADIUS_RO", "GEOSEARCH", "GET", "GETBIT", "GETRANGE", "HEXISTS", "HGET", "HGETALL",
-    "HKEYS", "HLEN", "HMGET", "HRANDFIELD", "HSCAN", "HSTRLEN", "HVALS", "KEYS", "LCS", "LINDEX",
-    "LLEN", "LOLWUT", "LPOS", "LRANGE", "MGET", "PEXPIRETIME", "PFCOUNT", "PING", "PTTL",
-    "RANDOMKEY", "SCAN", "SCARD", "SDIFF", "SINTER", "SINTERCARD", "SISMEMBER", "SMEMBERS",
-    "SMISMEMBER", "SORT_RO", "SRANDMEMBER", "SSCAN", "STRLEN", "SUBSTR", "SUNION", "TIME",
-    "TOUCH", "TTL", "TYPE", "XINFO", "XLEN", "XPENDING", "XRANGE", "XREAD", "XREVRANGE",
-    "ZCARD", "ZCOUNT", "ZDIFF", "ZINTER", "ZINTERCARD", "ZLEXCOUNT", "ZMSCORE", "ZRANDMEMBER",
-    "ZRANGE", "ZRANGEBYLEX", "ZRANGEBYSCORE", "ZRANK", "ZREVRANGE", "ZREVRANGEBYLEX",
-    "ZREVRANGEBYSCORE", "ZREVRANK", "ZSCAN", "ZSCORE", "ZUNION",
+    "BITCOUNT",
+    "BITFIELD_RO",
+    "BITPOS",
+    "DBSIZE",
+    "DUMP",
+    "ECHO",
+    "EVALSHA_RO",
+    "EVAL_RO",
+    "EXISTS",
+    "EXPIRETIME",
+    "FCALL_RO",
+    "GEODIST",
+    "GEOHASH",
+    "GEOPOS",
+    "GEORADIUSBYMEMBER_RO",
+    "GEORADIUS_RO",
+    "GEOSEARCH",
+    "GET",
+    "GETBIT",
+    "GETRANGE",
+    "HEXISTS",
+    "HGET",
+    "HGETALL",
+    "HKEYS",
+    "HLEN",
+    "HMGET",
+    "HRANDFIELD",
+    "HSCAN",
+    "HSTRLEN",
+    "HVALS",
+    "KEYS",
+    "LCS",
+    "LINDEX",
+    "LLEN",
+    "LOLWUT",
+    "LPOS",
+    "LRANGE",
+    "MGET",
+    "PEXPIRETIME",
+    "PFCOUNT",
+    "PING",
+    "PTTL",
+    "RANDOMKEY",
+    "SCAN",
+    "SCARD",
+    "SDIFF",
+    "SINTER",
+    "SINTERCARD",
+    "SISMEMBER",
+    "SMEMBERS",
+    "SMISMEMBER",
+    "SORT_RO",
+    "SRANDMEMBER",
+    "SSCAN",
+    "STRLEN",
+    "SUBSTR",
+    "SUNION",
+    "TIME",
+    "TOUCH",
+    "TTL",
+    "TYPE",
+    "XINFO",
+    "XLEN",
+    "XPENDING",
+    "XRANGE",
+    "XREAD",
+    "XREVRANGE",
+    "ZCARD",
+    "ZCOUNT",
+    "ZDIFF",
+    "ZINTER",
+    "ZINTERCARD",
+    "ZLEXCOUNT",
+    "ZMSCORE",
+    "ZRANDMEMBER",
+    "ZRANGE",
+    "ZRANGEBYLEX",
+    "ZRANGEBYSCORE",
+    "ZRANK",
+    "ZREVRANGE",
+    "ZREVRANGEBYLEX",
+    "ZREVRANGEBYSCORE",
+    "ZREVRANK",
+    "ZSCAN",
+    "ZSCORE",
+    "ZUNION",
 ];
 
 fn is_read_only(name: &str, sub: &str) -> bool {
@@ -161,9 +236,7 @@ fn block_time(name: &str, args: &[&[u8]]) -> Option<Option<Duration>> {
         "WAIT" => millis(args.last()),
         "WAITAOF" => millis(args.last()),
         "XREAD" | "XREADGROUP" => {
-            let block = args
-                .iter()
-                .position(|a| a.eq_ignore_ascii_case(b"BLOCK"))?;
+            let block = args.iter().position(|a| a.eq_ignore_ascii_case(b"BLOCK"))?;
             millis(args.get(block + 1))
         }
         _ => None,
@@ -189,8 +262,20 @@ mod tests {
         for read in ["GET", "get", "MGET", "EVAL_RO", "FCALL_RO", "PING", "XREAD"] {
             assert!(traits(&[read, "k"]).read_only, "{read} should be read-only");
         }
-        for write in ["SET", "INCR", "DEL", "EVAL", "EVALSHA", "FCALL", "MYMODULE.CMD", ""] {
-            assert!(!traits(&[write, "k"]).read_only, "{write} should count as a write");
+        for write in [
+            "SET",
+            "INCR",
+            "DEL",
+            "EVAL",
+            "EVALSHA",
+            "FCALL",
+            "MYMODULE.CMD",
+            "",
+        ] {
+            assert!(
+                !traits(&[write, "k"]).read_only,
+                "{write} should count as a write"
+            );
         }
         assert!(traits(&["OBJECT", "ENCODING", "k"]).read_only);
         assert!(!traits(&["CONFIG", "SET", "x", "y"]).read_only);
@@ -201,9 +286,18 @@ mod tests {
         let secs = |s: f64| Some(Some(Duration::from_secs_f64(s)));
         assert_eq!(traits(&["BLPOP", "a", "b", "2.5"]).blocks_for, secs(2.5));
         assert_eq!(traits(&["BRPOP", "a", "0"]).blocks_for, Some(None));
-        assert_eq!(traits(&["BLMOVE", "a", "b", "LEFT", "RIGHT", "3"]).blocks_for, secs(3.0));
-        assert_eq!(traits(&["BZMPOP", "1", "1", "z", "MIN"]).blocks_for, secs(1.0));
-        assert_eq!(traits(&["XREAD", "COUNT", "1", "BLOCK", "1500", "STREAMS", "s", "$"]).blocks_for, secs(1.5));
+        assert_eq!(
+            traits(&["BLMOVE", "a", "b", "LEFT", "RIGHT", "3"]).blocks_for,
+            secs(3.0)
+        );
+        assert_eq!(
+            traits(&["BZMPOP", "1", "1", "z", "MIN"]).blocks_for,
+            secs(1.0)
+        );
+        assert_eq!(
+            traits(&["XREAD", "COUNT", "1", "BLOCK", "1500", "STREAMS", "s", "$"]).blocks_for,
+            secs(1.5)
+        );
         assert_eq!(traits(&["XREAD", "STREAMS", "s", "0"]).blocks_for, None);
         assert_eq!(traits(&["WAIT", "1", "200"]).blocks_for, secs(0.2));
         assert_eq!(traits(&["GET", "k"]).blocks_for, None);

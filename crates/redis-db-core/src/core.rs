@@ -57,7 +57,11 @@ pub(crate) struct Inner {
 /// What a call sends.
 pub(crate) enum Request<'a> {
     Command(&'a Cmd),
-    Pipeline { pipeline: &'a Pipeline, offset: usize, count: usize },
+    Pipeline {
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    },
 }
 
 /// What a call gets back.
@@ -83,8 +87,14 @@ impl Request<'_> {
                 Value::ServerError(error) => Err(error.into()),
                 value => Ok(Reply::Value(value)),
             },
-            Request::Pipeline { pipeline, offset, count } => {
-                let values = connection.req_packed_commands(pipeline, *offset, *count).await?;
+            Request::Pipeline {
+                pipeline,
+                offset,
+                count,
+            } => {
+                let values = connection
+                    .req_packed_commands(pipeline, *offset, *count)
+                    .await?;
                 match server_refused_all(&values) {
                     Some(error) => Err(error),
                     None => Ok(Reply::Values(values)),
@@ -107,7 +117,11 @@ fn server_refused_all(values: &[Value]) -> Option<RedisError> {
             let error: RedisError = error.clone().into();
             matches!(
                 error.kind(),
-                ErrorKind::Server(ServerErrorKind::BusyLoading | ServerErrorKind::TryAgain | ServerErrorKind::MasterDown)
+                ErrorKind::Server(
+                    ServerErrorKind::BusyLoading
+                        | ServerErrorKind::TryAgain
+                        | ServerErrorKind::MasterDown
+                )
             )
             .then_some(error)
         }
@@ -125,7 +139,15 @@ impl std::fmt::Debug for Core {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Core")
             .field("address", &self.inner.address)
-            .field("databases", &self.inner.slots.iter().map(|s| (&s.name, s.db)).collect::<Vec<_>>())
+            .field(
+                "databases",
+                &self
+                    .inner
+                    .slots
+                    .iter()
+                    .map(|s| (&s.name, s.db))
+                    .collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -135,8 +157,14 @@ impl Core {
     pub async fn connect(config: Config) -> Result<Core, Error> {
         let inner = Arc::new(Inner::new(config)?);
         for target in 0..inner.targets.len() {
-            let position = inner.slots.iter().position(|s| s.target == target).unwrap_or(0);
-            inner.run(position, Request::Command(&redis::cmd("PING")), false).await?;
+            let position = inner
+                .slots
+                .iter()
+                .position(|s| s.target == target)
+                .unwrap_or(0);
+            inner
+                .run(position, Request::Command(&redis::cmd("PING")), false)
+                .await?;
         }
         Inner::start_background_tasks(&inner);
         tracing::info!(address = %inner.address, databases = inner.slots.len(), "redis-db: connected");
@@ -146,7 +174,11 @@ impl Core {
     /// The handle of the database at `position` in file order (the generated enum's discriminant).
     /// An out-of-range position (impossible through the generated API) yields the first database.
     pub fn handle(&self, position: usize) -> Handle {
-        let position = if position < self.inner.slots.len() { position } else { 0 };
+        let position = if position < self.inner.slots.len() {
+            position
+        } else {
+            0
+        };
         Handle::new(self.inner.clone(), position)
     }
 
@@ -182,7 +214,12 @@ impl Inner {
             let target = match targets.iter().position(|t| t.db == owner.db) {
                 Some(index) => index,
                 None => {
-                    targets.push(Target::new(&config, owner.name.clone(), owner.db, owner.max_connections)?);
+                    targets.push(Target::new(
+                        &config,
+                        owner.name.clone(),
+                        owner.db,
+                        owner.max_connections,
+                    )?);
                     targets.len() - 1
                 }
             };
@@ -208,9 +245,15 @@ impl Inner {
     fn start_background_tasks(inner: &Arc<Inner>) {
         let mut tasks = Vec::new();
         if let Some(interval) = inner.config.health_check_interval {
-            tasks.push(tokio::spawn(health::monitor(Arc::downgrade(inner), interval)));
+            tasks.push(tokio::spawn(health::monitor(
+                Arc::downgrade(inner),
+                interval,
+            )));
         }
-        tasks.push(tokio::spawn(reap_idle(Arc::downgrade(inner), inner.config.idle_timeout)));
+        tasks.push(tokio::spawn(reap_idle(
+            Arc::downgrade(inner),
+            inner.config.idle_timeout,
+        )));
         *inner.tasks.lock().unwrap_or_else(|p| p.into_inner()) = tasks;
     }
 
@@ -220,12 +263,21 @@ impl Inner {
     }
 
     /// The one road of every call: exclusive-state check, breaker, readiness, attempts, record.
-    pub async fn run(&self, position: usize, request: Request<'_>, record: bool) -> Result<Reply, Error> {
+    pub async fn run(
+        &self,
+        position: usize,
+        request: Request<'_>,
+        record: bool,
+    ) -> Result<Reply, Error> {
         let (slot, target) = self.slot(position);
         let traits = request.traits();
         let started = Instant::now();
         let result = if traits.needs_exclusive {
-            Err(Error::NeedsExclusiveConnection { database: slot.name.clone(), db: slot.db, command: traits.name.clone() })
+            Err(Error::NeedsExclusiveConnection {
+                database: slot.name.clone(),
+                db: slot.db,
+                command: traits.name.clone(),
+            })
         } else {
             self.run_guarded(slot, target, &request, &traits).await
         };
@@ -234,35 +286,64 @@ impl Inner {
             let error = result.as_ref().err().map(ToString::to_string);
             target.counters.record_call(elapsed, error.as_deref());
             if self.config.log_commands {
-                log_command(self.config.log_level, &slot.name, &traits.name, elapsed, error.as_deref());
+                log_command(
+                    self.config.log_level,
+                    &slot.name,
+                    &traits.name,
+                    elapsed,
+                    error.as_deref(),
+                );
             }
         }
         result
     }
 
-    async fn run_guarded(&self, slot: &Slot, target: &Target, request: &Request<'_>, traits: &CommandTraits) -> Result<Reply, Error> {
-        let (permit, transition) = target.breaker.try_acquire(Instant::now()).map_err(|rejected| Error::CircuitOpen {
-            database: slot.name.clone(),
-            db: slot.db,
-            failures: rejected.failures,
-            retry_in: rejected.retry_in,
-        })?;
+    async fn run_guarded(
+        &self,
+        slot: &Slot,
+        target: &Target,
+        request: &Request<'_>,
+        traits: &CommandTraits,
+    ) -> Result<Reply, Error> {
+        let (permit, transition) =
+            target
+                .breaker
+                .try_acquire(Instant::now())
+                .map_err(|rejected| Error::CircuitOpen {
+                    database: slot.name.clone(),
+                    db: slot.db,
+                    failures: rejected.failures,
+                    retry_in: rejected.retry_in,
+                })?;
         log_transition(&slot.name, transition);
         let attempt_timeout = traits.deadline(slot.timeout);
         let readiness = self.config.readiness;
         let mut loading_deadline: Option<Instant> = None;
-        let mut backoff = retry::backoff(&self.config.retry);
+        // Built on the first retry only: a call that succeeds pays nothing for it.
+        let mut backoff = None;
         let mut attempts = 0u32;
         loop {
             if target.readiness.is_loading() {
-                let deadline = *loading_deadline.get_or_insert_with(|| Instant::now() + readiness.max_wait);
-                if target.readiness.wait(&target.lane, readiness.poll_interval, slot.timeout, deadline).await.is_err() {
+                let deadline =
+                    *loading_deadline.get_or_insert_with(|| Instant::now() + readiness.max_wait);
+                if target
+                    .readiness
+                    .wait(
+                        &target.lane,
+                        readiness.poll_interval,
+                        slot.timeout,
+                        deadline,
+                    )
+                    .await
+                    .is_err()
+                {
                     permit.neutral();
                     return Err(self.still_loading(slot, readiness.max_wait));
                 }
             }
             attempts += 1;
-            let (error, stage) = match self.attempt(target, request, traits, attempt_timeout).await {
+            let (error, stage) = match self.attempt(target, request, traits, attempt_timeout).await
+            {
                 Ok(reply) => {
                     log_transition(&slot.name, permit.succeeded());
                     return Ok(reply);
@@ -282,7 +363,11 @@ impl Inner {
                 }
                 Verdict::CommandError => {
                     log_transition(&slot.name, permit.succeeded());
-                    return Err(Error::Command { database: slot.name.clone(), db: slot.db, source: error });
+                    return Err(Error::Command {
+                        database: slot.name.clone(),
+                        db: slot.db,
+                        source: error,
+                    });
                 }
                 Verdict::Authentication => {
                     permit.neutral();
@@ -305,7 +390,9 @@ impl Inner {
                 Verdict::RetryAny | Verdict::RetryIfReadOnly => {
                     let may_resend = verdict == Verdict::RetryAny || traits.read_only;
                     if may_resend {
-                        if let Some(delay) = backoff.next() {
+                        let delays =
+                            backoff.get_or_insert_with(|| retry::backoff(&self.config.retry));
+                        if let Some(delay) = delays.next() {
                             target.counters.record_retry();
                             tracing::debug!(database = %slot.name, attempt = attempts, ?delay, error = %error, "redis-db: retrying");
                             tokio::time::sleep(delay).await;
@@ -313,7 +400,13 @@ impl Inner {
                         }
                     }
                     log_transition(&slot.name, permit.failed(Instant::now()));
-                    return Err(self.connection_failure(slot, error, attempts, attempt_timeout, may_resend));
+                    return Err(self.connection_failure(
+                        slot,
+                        error,
+                        attempts,
+                        attempt_timeout,
+                        may_resend,
+                    ));
                 }
             }
         }
@@ -329,7 +422,11 @@ impl Inner {
         timeout: Option<Duration>,
     ) -> Result<Reply, (RedisError, Stage)> {
         if traits.blocks_for.is_some() {
-            let mut connection = target.pool.get().await.map_err(|e| (pool_error(e), Stage::Connect))?;
+            let mut connection = target
+                .pool
+                .get()
+                .await
+                .map_err(|e| (pool_error(e), Stage::Connect))?;
             return match with_timeout(timeout, request.send(&mut connection)).await {
                 Ok(reply) => Ok(reply),
                 Err(e) => {
@@ -352,10 +449,22 @@ impl Inner {
     }
 
     fn still_loading(&self, slot: &Slot, waited: Duration) -> Error {
-        Error::StillLoading { database: slot.name.clone(), db: slot.db, address: self.address.clone(), waited }
+        Error::StillLoading {
+            database: slot.name.clone(),
+            db: slot.db,
+            address: self.address.clone(),
+            waited,
+        }
     }
 
-    fn connection_failure(&self, slot: &Slot, error: RedisError, attempts: u32, timeout: Option<Duration>, may_resend: bool) -> Error {
+    fn connection_failure(
+        &self,
+        slot: &Slot,
+        error: RedisError,
+        attempts: u32,
+        timeout: Option<Duration>,
+        may_resend: bool,
+    ) -> Error {
         match timeout {
             Some(timeout) if error.is_timeout() => Error::Timeout {
                 database: slot.name.clone(),
@@ -363,9 +472,19 @@ impl Inner {
                 address: self.address.clone(),
                 timeout,
                 attempts,
-                resend: if may_resend { "" } else { " (a write is never re-sent once it may have reached the server)" },
+                resend: if may_resend {
+                    ""
+                } else {
+                    " (a write is never re-sent once it may have reached the server)"
+                },
             },
-            _ => Error::Unreachable { database: slot.name.clone(), db: slot.db, address: self.address.clone(), attempts, source: error },
+            _ => Error::Unreachable {
+                database: slot.name.clone(),
+                db: slot.db,
+                address: self.address.clone(),
+                attempts,
+                source: error,
+            },
         }
     }
 
@@ -374,7 +493,11 @@ impl Inner {
     }
 
     fn stats(&self) -> Stats {
-        let last_health = self.last_health.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let last_health = self
+            .last_health
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         let mut totals = Totals::default();
         let per_target: Vec<DatabaseStats> = self
             .targets
@@ -383,7 +506,9 @@ impl Inner {
                 let mut stats = DatabaseStats::default();
                 target.counters.snapshot_into(&mut stats);
                 let status = target.pool.status();
-                target.counters.snapshot_connections(&mut stats, status.size);
+                target
+                    .counters
+                    .snapshot_connections(&mut stats, status.size);
                 stats.pool = PoolStats {
                     max_size: status.max_size,
                     size: status.size,
@@ -408,25 +533,42 @@ impl Inner {
                 name: slot.name.clone(),
                 db: slot.db,
                 alias_of: slot.alias_of.clone(),
-                health: last_health.as_ref().and_then(|h| h.database(&slot.name)).map(|h| h.state),
+                health: last_health
+                    .as_ref()
+                    .and_then(|h| h.database(&slot.name))
+                    .map(|h| h.state),
                 ..per_target[slot.target].clone()
             })
             .collect();
-        Stats { uptime_seconds: self.started.elapsed().as_secs_f64(), totals, databases }
+        Stats {
+            uptime_seconds: self.started.elapsed().as_secs_f64(),
+            totals,
+            databases,
+        }
     }
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
         // Background tasks hold only a Weak; stop them now rather than at their next tick.
-        for task in self.tasks.get_mut().unwrap_or_else(|p| p.into_inner()).drain(..) {
+        for task in self
+            .tasks
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+        {
             task.abort();
         }
     }
 }
 
 impl Target {
-    fn new(config: &Config, name: String, db: u32, max_connections: Option<usize>) -> Result<Target, Error> {
+    fn new(
+        config: &Config,
+        name: String,
+        db: u32,
+        max_connections: Option<usize>,
+    ) -> Result<Target, Error> {
         let counters = Arc::new(Counters::new());
         let invalid = |e: RedisError| Error::Unreachable {
             database: name.clone(),
@@ -436,10 +578,19 @@ impl Target {
             source: e,
         };
         let endpoint = pool::endpoint(config, db).map_err(invalid)?;
-        let pool = pool::exclusive_pool(&endpoint, max_connections.unwrap_or(config.max_connections), config, counters.clone())
-            .map_err(invalid)?;
+        let pool = pool::exclusive_pool(
+            &endpoint,
+            max_connections.unwrap_or(config.max_connections),
+            config,
+            counters.clone(),
+        )
+        .map_err(invalid)?;
         Ok(Target {
-            lane: Lane::new(endpoint.client, endpoint.connection_config, counters.clone()),
+            lane: Lane::new(
+                endpoint.client,
+                endpoint.connection_config,
+                counters.clone(),
+            ),
             pool,
             breaker: Breaker::new(config.circuit_breaker),
             readiness: Readiness::default(),
@@ -456,9 +607,14 @@ pub(crate) async fn with_timeout<T>(
 ) -> Result<T, RedisError> {
     match timeout {
         None => future.await,
-        Some(limit) => tokio::time::timeout(limit, future).await.unwrap_or_else(|_| {
-            Err(RedisError::from(std::io::Error::new(std::io::ErrorKind::TimedOut, format!("no reply within {limit:?}"))))
-        }),
+        Some(limit) => tokio::time::timeout(limit, future)
+            .await
+            .unwrap_or_else(|_| {
+                Err(RedisError::from(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no reply within {limit:?}"),
+                )))
+            }),
     }
 }
 
@@ -480,16 +636,31 @@ fn log_transition(database: &str, transition: Option<Transition>) {
         Some(Transition::Opened { failures }) => {
             tracing::warn!(database, failures, "redis-db: circuit opened")
         }
-        Some(Transition::HalfOpened) => tracing::info!(database, "redis-db: circuit half-open, probing"),
+        Some(Transition::HalfOpened) => {
+            tracing::info!(database, "redis-db: circuit half-open, probing")
+        }
         Some(Transition::Closed) => tracing::info!(database, "redis-db: circuit closed"),
     }
 }
 
-fn log_command(level: LogLevel, database: &str, command: &str, elapsed: Duration, error: Option<&str>) {
+fn log_command(
+    level: LogLevel,
+    database: &str,
+    command: &str,
+    elapsed: Duration,
+    error: Option<&str>,
+) {
     let micros = elapsed.as_micros() as u64;
     macro_rules! event {
         ($level:expr) => {
-            tracing::event!($level, database, command, micros, error, "redis-db: command")
+            tracing::event!(
+                $level,
+                database,
+                command,
+                micros,
+                error,
+                "redis-db: command"
+            )
         };
     }
     match level {
@@ -508,7 +679,11 @@ async fn reap_idle(inner: Weak<Inner>, idle_timeout: Duration) {
         tokio::time::sleep(tick).await;
         let Some(inner) = inner.upgrade() else { return };
         for target in &inner.targets {
-            let removed = target.pool.retain(|_, metrics| metrics.last_used() < idle_timeout).removed.len();
+            let removed = target
+                .pool
+                .retain(|_, metrics| metrics.last_used() < idle_timeout)
+                .removed
+                .len();
             let lane_closed = target.lane.close_if_idle(idle_ms);
             if removed > 0 || lane_closed {
                 tracing::debug!(database = %target.name, pooled = removed, shared = lane_closed, "redis-db: closed idle connections");

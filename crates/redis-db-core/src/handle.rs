@@ -49,7 +49,10 @@ impl Handle {
     /// Runs one command and converts the reply, with the SDK's [`Error`] (which names the
     /// database) instead of `redis::RedisError`.
     pub async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, Error> {
-        let reply = self.inner.run(self.position, Request::Command(cmd), true).await?;
+        let reply = self
+            .inner
+            .run(self.position, Request::Command(cmd), true)
+            .await?;
         let Reply::Value(value) = reply else {
             return Err(self.unexpected_reply());
         };
@@ -59,7 +62,10 @@ impl Handle {
     /// Runs a pipeline (or a `.atomic()` transaction) and converts the replies.
     pub async fn query_pipeline<T: FromRedisValue>(&self, pipeline: &Pipeline) -> Result<T, Error> {
         let mut handle = self.clone();
-        pipeline.query_async(&mut handle).await.map_err(|e| self.command_error(e))
+        pipeline
+            .query_async(&mut handle)
+            .await
+            .map_err(|e| self.command_error(e))
     }
 
     /// An exclusive pooled connection already on this database, for WATCH/MULTI, blocking
@@ -113,18 +119,29 @@ impl Handle {
 
     fn command_error(&self, source: RedisError) -> Error {
         let (slot, _) = self.inner.slot(self.position);
-        Error::Command { database: slot.name.clone(), db: slot.db, source }
+        Error::Command {
+            database: slot.name.clone(),
+            db: slot.db,
+            source,
+        }
     }
 
     fn unexpected_reply(&self) -> Error {
-        self.command_error(RedisError::from((redis::ErrorKind::Client, "unexpected reply shape")))
+        self.command_error(RedisError::from((
+            redis::ErrorKind::Client,
+            "unexpected reply shape",
+        )))
     }
 }
 
 impl ConnectionLike for Handle {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         Box::pin(async move {
-            match self.inner.run(self.position, Request::Command(cmd), true).await {
+            match self
+                .inner
+                .run(self.position, Request::Command(cmd), true)
+                .await
+            {
                 Ok(Reply::Value(value)) => Ok(value),
                 Ok(Reply::Values(_)) => Err(self.unexpected_reply().into_redis_error()),
                 Err(e) => Err(e.into_redis_error()),
@@ -139,7 +156,11 @@ impl ConnectionLike for Handle {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         Box::pin(async move {
-            let request = Request::Pipeline { pipeline, offset, count };
+            let request = Request::Pipeline {
+                pipeline,
+                offset,
+                count,
+            };
             match self.inner.run(self.position, request, true).await {
                 Ok(Reply::Values(values)) => Ok(values),
                 Ok(Reply::Value(_)) => Err(self.unexpected_reply().into_redis_error()),
@@ -164,7 +185,10 @@ pub struct Connection {
 impl std::fmt::Debug for Connection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let (slot, _) = self.inner.slot(self.position);
-        f.debug_struct("Connection").field("database", &slot.name).field("db", &slot.db).finish()
+        f.debug_struct("Connection")
+            .field("database", &slot.name)
+            .field("db", &slot.db)
+            .finish()
     }
 }
 
@@ -174,7 +198,10 @@ impl Connection {
         let timeout = request.traits().deadline(slot.timeout);
         let started = Instant::now();
         let Some(connection) = self.connection.as_mut() else {
-            return Err(RedisError::from((redis::ErrorKind::Io, "connection was discarded after a failure")));
+            return Err(RedisError::from((
+                redis::ErrorKind::Io,
+                "connection was discarded after a failure",
+            )));
         };
         let result = with_timeout(timeout, request.send(connection)).await;
         let error = result.as_ref().err();
@@ -184,7 +211,12 @@ impl Connection {
                 drop(deadpool_redis::Connection::take(broken));
             }
         }
-        target.counters.record_call(started.elapsed(), error.map(|e| format!("database `{}`: {e}", slot.name)).as_deref());
+        target.counters.record_call(
+            started.elapsed(),
+            error
+                .map(|e| format!("database `{}`: {e}", slot.name))
+                .as_deref(),
+        );
         result
     }
 }
@@ -194,7 +226,10 @@ impl ConnectionLike for Connection {
         Box::pin(async move {
             match self.run(Request::Command(cmd)).await? {
                 Reply::Value(value) => Ok(value),
-                Reply::Values(_) => Err(RedisError::from((redis::ErrorKind::Client, "unexpected reply shape"))),
+                Reply::Values(_) => Err(RedisError::from((
+                    redis::ErrorKind::Client,
+                    "unexpected reply shape",
+                ))),
             }
         })
     }
@@ -206,9 +241,19 @@ impl ConnectionLike for Connection {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         Box::pin(async move {
-            match self.run(Request::Pipeline { pipeline, offset, count }).await? {
+            match self
+                .run(Request::Pipeline {
+                    pipeline,
+                    offset,
+                    count,
+                })
+                .await?
+            {
                 Reply::Values(values) => Ok(values),
-                Reply::Value(_) => Err(RedisError::from((redis::ErrorKind::Client, "unexpected reply shape"))),
+                Reply::Value(_) => Err(RedisError::from((
+                    redis::ErrorKind::Client,
+                    "unexpected reply shape",
+                ))),
             }
         })
     }

@@ -57,11 +57,16 @@ impl HealthReport {
 
     /// True when every database is healthy.
     pub fn is_healthy(&self) -> bool {
-        self.databases.iter().all(|d| d.state == HealthState::Healthy)
+        self.databases
+            .iter()
+            .all(|d| d.state == HealthState::Healthy)
     }
 }
 
-fn serialize_by_name<S: Serializer>(databases: &[DatabaseHealth], serializer: S) -> Result<S::Ok, S::Error> {
+fn serialize_by_name<S: Serializer>(
+    databases: &[DatabaseHealth],
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
     let mut map = serializer.serialize_map(Some(databases.len()))?;
     for database in databases {
         map.serialize_entry(&database.name, database)?;
@@ -90,7 +95,10 @@ pub(crate) async fn check(inner: &Inner) -> HealthReport {
             let circuit = target.breaker.state();
             let (state, detail) = match (state, circuit) {
                 (HealthState::Healthy, CircuitState::Closed) => (state, detail),
-                (HealthState::Healthy, _) => (HealthState::Degraded, Some(format!("circuit {circuit:?}").to_lowercase())),
+                (HealthState::Healthy, _) => (
+                    HealthState::Degraded,
+                    Some(format!("circuit {circuit:?}").to_lowercase()),
+                ),
                 _ => (state, detail),
             };
             DatabaseHealth {
@@ -106,11 +114,16 @@ pub(crate) async fn check(inner: &Inner) -> HealthReport {
     HealthReport { databases }
 }
 
-async fn ping(target: &crate::core::Target, timeout: Duration) -> (HealthState, Option<Duration>, Option<String>) {
+async fn ping(
+    target: &crate::core::Target,
+    timeout: Duration,
+) -> (HealthState, Option<Duration>, Option<String>) {
     let started = Instant::now();
     let result = with_timeout(Some(timeout), async {
         let mut live = target.lane.get().await?;
-        let reply = Request::Command(&redis::cmd("PING")).send(&mut live.connection).await;
+        let reply = Request::Command(&redis::cmd("PING"))
+            .send(&mut live.connection)
+            .await;
         if reply.as_ref().is_err_and(|e| e.is_io_error()) {
             target.lane.discard(live.generation);
         }
@@ -119,11 +132,17 @@ async fn ping(target: &crate::core::Target, timeout: Duration) -> (HealthState, 
     .await;
     let latency = started.elapsed();
     match result {
-        Ok(_) if latency > timeout / 2 => (HealthState::Degraded, Some(latency), Some(format!("slow: {latency:?}"))),
+        Ok(_) if latency > timeout / 2 => (
+            HealthState::Degraded,
+            Some(latency),
+            Some(format!("slow: {latency:?}")),
+        ),
         Ok(_) => (HealthState::Healthy, Some(latency), None),
-        Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::BusyLoading) => {
-            (HealthState::Degraded, Some(latency), Some("loading dataset".to_owned()))
-        }
+        Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::BusyLoading) => (
+            HealthState::Degraded,
+            Some(latency),
+            Some("loading dataset".to_owned()),
+        ),
         Err(e) => (HealthState::Failed, None, Some(e.to_string())),
     }
 }
@@ -139,9 +158,15 @@ pub(crate) async fn monitor(inner: Weak<Inner>, interval: Duration) {
         for (database, last) in report.databases.iter().zip(previous.iter_mut()) {
             if *last != Some(database.state) {
                 match database.state {
-                    HealthState::Healthy => tracing::info!(database = %database.name, "redis-db: healthy"),
-                    HealthState::Degraded => tracing::warn!(database = %database.name, detail = ?database.detail, "redis-db: degraded"),
-                    HealthState::Failed => tracing::error!(database = %database.name, detail = ?database.detail, "redis-db: failed"),
+                    HealthState::Healthy => {
+                        tracing::info!(database = %database.name, "redis-db: healthy")
+                    }
+                    HealthState::Degraded => {
+                        tracing::warn!(database = %database.name, detail = ?database.detail, "redis-db: degraded")
+                    }
+                    HealthState::Failed => {
+                        tracing::error!(database = %database.name, detail = ?database.detail, "redis-db: failed")
+                    }
                 }
                 *last = Some(database.state);
             }

@@ -62,16 +62,26 @@ impl Lane {
         }
         let alive = Arc::new(AtomicBool::new(true));
         let flag = alive.clone();
-        let config = self.config.clone().set_push_sender(move |push: redis::PushInfo| {
-            if push.kind == PushKind::Disconnection {
-                flag.store(false, Ordering::Release);
-            }
-            Ok::<(), std::convert::Infallible>(())
-        });
-        let connection = self.client.get_multiplexed_async_connection_with_config(&config).await?;
+        let config = self
+            .config
+            .clone()
+            .set_push_sender(move |push: redis::PushInfo| {
+                if push.kind == PushKind::Disconnection {
+                    flag.store(false, Ordering::Release);
+                }
+                Ok::<(), std::convert::Infallible>(())
+            });
+        let connection = self
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?;
         self.counters.connection_created();
         let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
-        let live = LaneConnection { connection, generation, alive };
+        let live = LaneConnection {
+            connection,
+            generation,
+            alive,
+        };
         *self.lock() = Some(live.clone());
         tracing::debug!(generation, "redis-db: opened shared connection");
         Ok(live)
@@ -83,7 +93,10 @@ impl Lane {
         match current.as_ref() {
             Some(live) if live.alive.load(Ordering::Acquire) => Some(live.clone()),
             Some(dead) => {
-                tracing::debug!(generation = dead.generation, "redis-db: shared connection closed by peer; replacing it");
+                tracing::debug!(
+                    generation = dead.generation,
+                    "redis-db: shared connection closed by peer; replacing it"
+                );
                 *current = None;
                 self.counters.connection_closed(1);
                 None
@@ -104,7 +117,9 @@ impl Lane {
 
     /// Closes the connection if it has not been used for `idle_ms`. Returns whether it did.
     pub fn close_if_idle(&self, idle_ms: u64) -> bool {
-        let idle_for = self.now_ms().saturating_sub(self.last_used_ms.load(Ordering::Relaxed));
+        let idle_for = self
+            .now_ms()
+            .saturating_sub(self.last_used_ms.load(Ordering::Relaxed));
         if idle_for < idle_ms {
             return false;
         }
@@ -125,6 +140,8 @@ impl Lane {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<LaneConnection>> {
-        self.current.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.current
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }

@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use deadpool_redis::{Hook, Manager, Pool, Runtime, Timeouts};
 use redis::io::tcp::{socket2::TcpKeepalive, TcpSettings};
-use redis::{AsyncConnectionConfig, Client, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, ProtocolVersion, RedisConnectionInfo, RedisError};
+use redis::{
+    AsyncConnectionConfig, Client, ConnectionAddr, ConnectionInfo, IntoConnectionInfo,
+    ProtocolVersion, RedisConnectionInfo, RedisError,
+};
 use redis_db_config::{Config, Connection};
 
 use crate::stats::Counters;
@@ -26,10 +29,18 @@ pub(crate) fn endpoint(config: &Config, db: u32) -> Result<Endpoint, RedisError>
     let connection_config = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(config.connect_timeout))
         .set_response_timeout(None);
-    Ok(Endpoint { client, connection_config, info })
+    Ok(Endpoint {
+        client,
+        connection_config,
+        info,
+    })
 }
 
-fn connection_info(connection: &Connection, config: &Config, db: u32) -> Result<ConnectionInfo, RedisError> {
+fn connection_info(
+    connection: &Connection,
+    config: &Config,
+    db: u32,
+) -> Result<ConnectionInfo, RedisError> {
     let addr = if connection.tls {
         ConnectionAddr::TcpTls {
             host: connection.host.clone(),
@@ -63,7 +74,9 @@ fn tcp_settings(config: &Config) -> TcpSettings {
         .with_time(config.keepalive.idle)
         .with_interval(config.keepalive.interval)
         .with_retries(config.keepalive.count);
-    TcpSettings::default().set_nodelay(true).set_keepalive(keepalive)
+    TcpSettings::default()
+        .set_nodelay(true)
+        .set_keepalive(keepalive)
 }
 
 /// The pool of exclusive connections for `connection()` and blocking commands.
@@ -73,7 +86,8 @@ pub(crate) fn exclusive_pool(
     config: &Config,
     counters: Arc<Counters>,
 ) -> Result<Pool, RedisError> {
-    let manager = Manager::new_with_config(endpoint.info.clone(), endpoint.connection_config.clone())?;
+    let manager =
+        Manager::new_with_config(endpoint.info.clone(), endpoint.connection_config.clone())?;
     let created = Hook::sync_fn(move |_, _| {
         counters.pool_connection_created();
         Ok(())
@@ -88,5 +102,7 @@ pub(crate) fn exclusive_pool(
         })
         .post_create(created)
         .build()
-        .map_err(|e| RedisError::from((redis::ErrorKind::InvalidClientConfig, "pool", e.to_string())))
+        .map_err(|e| {
+            RedisError::from((redis::ErrorKind::InvalidClientConfig, "pool", e.to_string()))
+        })
 }

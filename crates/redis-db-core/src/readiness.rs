@@ -75,7 +75,9 @@ impl Readiness {
 async fn probe(lane: &Lane, budget: Duration) -> bool {
     let attempt = async {
         let mut live = lane.get().await?;
-        let result = Request::Command(&redis::cmd("PING")).send(&mut live.connection).await;
+        let result = Request::Command(&redis::cmd("PING"))
+            .send(&mut live.connection)
+            .await;
         if result.as_ref().is_err_and(|e| e.is_io_error()) {
             lane.discard(live.generation);
         }
@@ -83,7 +85,9 @@ async fn probe(lane: &Lane, budget: Duration) -> bool {
     };
     match tokio::time::timeout(budget, attempt).await {
         Ok(Ok(_)) => true,
-        Ok(Err(e)) => e.kind() != ErrorKind::Server(ServerErrorKind::BusyLoading) && !e.is_io_error(),
+        Ok(Err(e)) => {
+            e.kind() != ErrorKind::Server(ServerErrorKind::BusyLoading) && !e.is_io_error()
+        }
         Err(_elapsed) => false,
     }
 }

@@ -100,19 +100,71 @@ mod tests {
     #[test]
     fn classifier_table() {
         let cases: Vec<(RedisError, Stage, Verdict)> = vec![
-            (server_error("LOADING Redis is loading the dataset in memory"), Stage::Command, Verdict::WaitForLoading),
-            (server_error("TRYAGAIN retry"), Stage::Command, Verdict::RetryAny),
-            (server_error("MASTERDOWN link down"), Stage::Command, Verdict::RetryAny),
-            (io_error(io::ErrorKind::ConnectionRefused), Stage::Connect, Verdict::RetryAny),
-            (io_error(io::ErrorKind::TimedOut), Stage::Connect, Verdict::RetryAny),
-            (io_error(io::ErrorKind::ConnectionReset), Stage::Command, Verdict::RetryIfReadOnly),
-            (io_error(io::ErrorKind::TimedOut), Stage::Command, Verdict::RetryIfReadOnly),
-            (server_error("WRONGPASS invalid username-password pair"), Stage::Connect, Verdict::Authentication),
-            (server_error("NOAUTH Authentication required."), Stage::Command, Verdict::Authentication),
-            (server_error("ERR DB index is out of range"), Stage::Connect, Verdict::DatabaseOutOfRange),
-            (server_error("WRONGTYPE Operation against a key holding the wrong kind of value"), Stage::Command, Verdict::CommandError),
-            (server_error("ERR syntax error"), Stage::Command, Verdict::CommandError),
-            (server_error("NOSCRIPT No matching script"), Stage::Command, Verdict::CommandError),
+            (
+                server_error("LOADING Redis is loading the dataset in memory"),
+                Stage::Command,
+                Verdict::WaitForLoading,
+            ),
+            (
+                server_error("TRYAGAIN retry"),
+                Stage::Command,
+                Verdict::RetryAny,
+            ),
+            (
+                server_error("MASTERDOWN link down"),
+                Stage::Command,
+                Verdict::RetryAny,
+            ),
+            (
+                io_error(io::ErrorKind::ConnectionRefused),
+                Stage::Connect,
+                Verdict::RetryAny,
+            ),
+            (
+                io_error(io::ErrorKind::TimedOut),
+                Stage::Connect,
+                Verdict::RetryAny,
+            ),
+            (
+                io_error(io::ErrorKind::ConnectionReset),
+                Stage::Command,
+                Verdict::RetryIfReadOnly,
+            ),
+            (
+                io_error(io::ErrorKind::TimedOut),
+                Stage::Command,
+                Verdict::RetryIfReadOnly,
+            ),
+            (
+                server_error("WRONGPASS invalid username-password pair"),
+                Stage::Connect,
+                Verdict::Authentication,
+            ),
+            (
+                server_error("NOAUTH Authentication required."),
+                Stage::Command,
+                Verdict::Authentication,
+            ),
+            (
+                server_error("ERR DB index is out of range"),
+                Stage::Connect,
+                Verdict::DatabaseOutOfRange,
+            ),
+            (
+                server_error("WRONGTYPE Operation against a key holding the wrong kind of value"),
+                Stage::Command,
+                Verdict::CommandError,
+            ),
+            (
+                server_error("ERR syntax error"),
+                Stage::Command,
+                Verdict::CommandError,
+            ),
+            (
+                server_error("NOSCRIPT No matching script"),
+                Stage::Command,
+                Verdict::CommandError,
+            ),
         ];
         for (error, stage, expected) in cases {
             assert_eq!(classify(&error, stage), expected, "{error} at {stage:?}");
@@ -121,17 +173,35 @@ mod tests {
 
     #[test]
     fn backoff_grows_is_capped_and_stops_after_the_attempts() {
-        let retry = Retry { attempts: 6, delay: Duration::from_millis(100), max_delay: Duration::from_millis(500) };
+        let retry = Retry {
+            attempts: 6,
+            delay: Duration::from_millis(100),
+            max_delay: Duration::from_millis(500),
+        };
         let delays: Vec<Duration> = backoff(&retry).collect();
         assert_eq!(delays.len(), 6);
-        assert!(delays[0] >= Duration::from_millis(100) && delays[0] <= Duration::from_millis(200), "{delays:?}");
-        assert!(delays.iter().all(|d| *d <= Duration::from_millis(500)), "{delays:?}");
-        assert_eq!(delays[5], Duration::from_millis(500), "grown to the cap: {delays:?}");
+        assert!(
+            delays[0] >= Duration::from_millis(100) && delays[0] <= Duration::from_millis(200),
+            "{delays:?}"
+        );
+        assert!(
+            delays.iter().all(|d| *d <= Duration::from_millis(500)),
+            "{delays:?}"
+        );
+        assert_eq!(
+            delays[5],
+            Duration::from_millis(500),
+            "grown to the cap: {delays:?}"
+        );
     }
 
     #[test]
     fn zero_attempts_means_no_retry() {
-        let retry = Retry { attempts: 0, delay: Duration::from_millis(100), max_delay: Duration::from_secs(1) };
+        let retry = Retry {
+            attempts: 0,
+            delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(1),
+        };
         assert_eq!(backoff(&retry).count(), 0);
     }
 }

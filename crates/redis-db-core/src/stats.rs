@@ -39,7 +39,9 @@ impl Counters {
 
     pub fn record_call(&self, elapsed: Duration, error: Option<&str>) {
         self.commands.fetch_add(1, Ordering::Relaxed);
-        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX).max(1);
+        let micros = u64::try_from(elapsed.as_micros())
+            .unwrap_or(u64::MAX)
+            .max(1);
         lock(&self.latency).saturating_record(micros);
         if let Some(error) = error {
             self.failures.fetch_add(1, Ordering::Relaxed);
@@ -78,7 +80,11 @@ impl Counters {
         let histogram = lock(&self.latency);
         stats.latency = LatencyStats {
             samples: histogram.len(),
-            mean_us: if histogram.is_empty() { 0.0 } else { histogram.mean() },
+            mean_us: if histogram.is_empty() {
+                0.0
+            } else {
+                histogram.mean()
+            },
             p99_us: histogram.value_at_quantile(0.99),
             max_us: histogram.max(),
         };
@@ -94,7 +100,9 @@ fn new_histogram() -> Histogram<u64> {
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // Counters stay meaningful even if a thread panicked while holding the lock.
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// A snapshot of every database's figures. Serialized:
@@ -117,7 +125,10 @@ impl Stats {
     }
 }
 
-fn serialize_by_name<S: Serializer>(databases: &[DatabaseStats], serializer: S) -> Result<S::Ok, S::Error> {
+fn serialize_by_name<S: Serializer>(
+    databases: &[DatabaseStats],
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
     let mut map = serializer.serialize_map(Some(databases.len()))?;
     for database in databases {
         map.serialize_entry(&database.name, database)?;
@@ -233,7 +244,11 @@ mod tests {
         assert_eq!(stats.failures, 1);
         assert_eq!(stats.retries, 1);
         assert_eq!(stats.last_error.as_deref(), Some("boom"));
-        assert!((99_000..=100_500).contains(&stats.latency.p99_us), "{:?}", stats.latency);
+        assert!(
+            (99_000..=100_500).contains(&stats.latency.p99_us),
+            "{:?}",
+            stats.latency
+        );
         assert!(stats.latency.mean_us > 40_000.0 && stats.latency.mean_us < 60_000.0);
     }
 
@@ -243,8 +258,15 @@ mod tests {
             uptime_seconds: 1.0,
             totals: Totals::default(),
             databases: vec![
-                DatabaseStats { name: "main".into(), ..Default::default() },
-                DatabaseStats { name: "cache".into(), db: 5, ..Default::default() },
+                DatabaseStats {
+                    name: "main".into(),
+                    ..Default::default()
+                },
+                DatabaseStats {
+                    name: "cache".into(),
+                    db: 5,
+                    ..Default::default()
+                },
             ],
         };
         let json = serde_json::to_value(&stats).unwrap();
