@@ -7,6 +7,7 @@ use crate::error::Sink;
 use crate::locate::KeyPath;
 use crate::model::{
     CircuitBreaker, Config, Connection, Database, Keepalive, LogLevel, Readiness, Retry, Secret,
+    Topology,
 };
 use crate::raw::RawConfig;
 
@@ -21,6 +22,8 @@ pub(crate) fn defaults() -> Config {
             password: None,
             tls: false,
         },
+        topology: Topology::Standalone,
+        endpoints: Vec::new(),
         timeout: Duration::from_secs(5),
         connect_timeout: Duration::from_secs(5),
         max_connections: 20,
@@ -126,6 +129,7 @@ pub(crate) fn databases(
             alias_of: entry.alias_of.clone(),
             max_connections: entry.max_connections,
             timeout: entry.timeout,
+            endpoint: None,
         });
     }
     out

@@ -8,8 +8,13 @@ use std::time::Duration;
 pub struct Config {
     /// The logical databases, in file order (the order of the generated enum's variants).
     pub databases: Vec<Database>,
-    /// Where the databases live.
+    /// The default endpoint's address and credentials (for `sentinel`/`cluster`, the
+    /// credentials of the data nodes; host/port are then unused).
     pub connection: Connection,
+    /// The default endpoint's topology: standalone (`host`/`port`/`url`), `sentinel` or `cluster`.
+    pub topology: Topology,
+    /// Further named endpoints (`endpoints:`), in file order; databases pick one with `endpoint:`.
+    pub endpoints: Vec<NamedEndpoint>,
     /// Command (response) timeout.
     pub timeout: Duration,
     /// Timeout for establishing a connection.
@@ -51,6 +56,8 @@ pub struct Database {
     pub max_connections: Option<usize>,
     /// Per-database command timeout (`timeout_seconds`); `None` uses the top-level `timeout`.
     pub timeout: Option<Duration>,
+    /// The named endpoint this database lives on; `None` = the default endpoint.
+    pub endpoint: Option<String>,
 }
 
 impl Database {
@@ -59,6 +66,95 @@ impl Database {
         match &self.alias_of {
             Some(target) => all.iter().find(|d| &d.name == target).unwrap_or(self),
             None => self,
+        }
+    }
+}
+
+/// How an endpoint is deployed.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub enum Topology {
+    /// One server at `Connection::host`/`port`.
+    #[default]
+    Standalone,
+    /// The master (or replicas) that these sentinels name.
+    Sentinel(Sentinel),
+    /// A Redis Cluster reached through these seed nodes.
+    Cluster(Cluster),
+}
+
+/// `sentinel:` settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sentinel {
+    /// The monitored master's name.
+    pub master_name: String,
+    /// Sentinel addresses (`host:port`).
+    pub nodes: Vec<NodeAddress>,
+    /// ACL user of the sentinels themselves.
+    pub username: Option<String>,
+    /// Password of the sentinels themselves; redacted in `Debug`.
+    pub password: Option<Secret>,
+    /// Where read-only commands go.
+    pub read_from: ReadFrom,
+}
+
+/// `cluster:` settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cluster {
+    /// Seed nodes (`host:port`).
+    pub nodes: Vec<NodeAddress>,
+    /// Where read-only commands go.
+    pub read_from: ReadFrom,
+    /// The servers support numbered databases in cluster mode (Valkey 9+); otherwise every
+    /// database on a cluster endpoint must be `db: 0`.
+    pub numbered_databases: bool,
+}
+
+/// A `host:port` of a sentinel or cluster node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeAddress {
+    /// Host name or address.
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+}
+
+impl std::fmt::Display for NodeAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.host, self.port)
+    }
+}
+
+/// `read_from:` of a sentinel or cluster endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ReadFrom {
+    /// Everything goes to the master.
+    #[default]
+    Master,
+    /// Read-only commands are served by replicas; everything else by the master.
+    Replica,
+}
+
+/// One entry of `endpoints:`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NamedEndpoint {
+    /// The key under `endpoints:`.
+    pub name: String,
+    /// Address (standalone) and data-node credentials.
+    pub connection: Connection,
+    /// How it is deployed.
+    pub topology: Topology,
+}
+
+impl Config {
+    /// The address/credentials and topology of the endpoint `database` lives on.
+    pub fn endpoint_of(&self, database: &Database) -> (&Connection, &Topology) {
+        match database
+            .endpoint
+            .as_ref()
+            .and_then(|name| self.endpoints.iter().find(|e| &e.name == name))
+        {
+            Some(endpoint) => (&endpoint.connection, &endpoint.topology),
+            None => (&self.connection, &self.topology),
         }
     }
 }
