@@ -131,9 +131,21 @@ struct Options {
     rounds: usize,
     allow_dirty: bool,
     url: Option<String>,
+    /// Workload ids to run (all when empty), e.g. for profiling one of them.
+    only: Vec<String>,
+    /// Contender ids to run (all when empty).
+    contenders: Vec<String>,
 }
 
-const USAGE: &str = "usage: cargo bench --bench compare [-- [--secs S] [--warmup S] [--rounds N] [--allow-dirty]]\n\
+impl Options {
+    fn selected(&self, workload: Workload, contender: Contender) -> bool {
+        (self.only.is_empty() || self.only.contains(&workload.id()))
+            && (self.contenders.is_empty() || self.contenders.iter().any(|c| c == contender.id()))
+    }
+}
+
+const USAGE: &str = "usage: cargo bench --bench compare [-- [--secs S] [--warmup S] [--rounds N] [--allow-dirty]\n\
+    [--only layer,getset-c1,getset-c16,getset-c256,pipeline100-c1,checkout-c16] [--contenders redis-db,raw,deadpool,fred,redis-benchmark]]\n\
     env: BENCH_SECS, BENCH_WARMUP, BENCH_ROUNDS, BENCH_ALLOW_DIRTY=1, REDIS_URL (else it starts its own redis-server)";
 
 /// `Ok(None)`: not run by `cargo bench` (e.g. `cargo test --benches`), so do nothing.
@@ -153,6 +165,15 @@ fn parse_options() -> Result<Option<Options>, String> {
         rounds: env("BENCH_ROUNDS")?.unwrap_or(5),
         allow_dirty: std::env::var("BENCH_ALLOW_DIRTY").is_ok_and(|v| !v.is_empty() && v != "0"),
         url: std::env::var("REDIS_URL").ok().filter(|u| !u.is_empty()),
+        only: Vec::new(),
+        contenders: Vec::new(),
+    };
+    let list = |text: String| {
+        text.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
     };
     let mut bench = false;
     let mut args = std::env::args().skip(1);
@@ -179,6 +200,8 @@ fn parse_options() -> Result<Option<Options>, String> {
             "--secs" => options.secs = number(value("--secs")?, "--secs")?,
             "--warmup" => options.warmup = number(value("--warmup")?, "--warmup")?,
             "--rounds" => options.rounds = number(value("--rounds")?, "--rounds")? as usize,
+            "--only" => options.only = list(value("--only")?),
+            "--contenders" => options.contenders = list(value("--contenders")?),
             "-h" | "--help" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown argument {other}\n{USAGE}")),
         }
@@ -188,6 +211,26 @@ fn parse_options() -> Result<Option<Options>, String> {
     }
     if options.rounds == 0 || options.secs <= 0.0 {
         return Err(format!("rounds and secs must be positive\n{USAGE}"));
+    }
+    for only in &options.only {
+        if only != "layer" && !WORKLOADS.iter().any(|w| w.id() == *only) {
+            return Err(format!("--only {only}: no such workload\n{USAGE}"));
+        }
+    }
+    let ids = [
+        Contender::RedisDb,
+        Contender::Raw,
+        Contender::Deadpool,
+        Contender::Fred,
+        Contender::RedisBenchmark,
+    ]
+    .map(Contender::id);
+    for contender in &options.contenders {
+        if !ids.contains(&contender.as_str()) {
+            return Err(format!(
+                "--contenders {contender}: no such contender\n{USAGE}"
+            ));
+        }
     }
     Ok(Some(options))
 }
@@ -688,11 +731,12 @@ fn redis_benchmark(
 // ---------------------------------------------------------------------------------------------
 // The per-call layer on its own
 
-const LAYER_ITERATIONS: u32 = 400_000;
+const LAYER_ITERATIONS: u32 = 20_000;
 
-/// ns per iteration of `f`, best of three batches.
+/// ns per iteration of `f`, best of 25 short batches: on a busy machine some batch runs without
+/// being preempted, and the best one is the cost of the code rather than of the neighbours.
 fn ns_per_call(mut f: impl FnMut(u32)) -> f64 {
-    (0..3)
+    (0..25)
         .map(|_| {
             let started = Instant::now();
             for i in 0..LAYER_ITERATIONS {
@@ -916,6 +960,9 @@ fn run(options: Options) -> Result<(), String> {
                 let contenders = workload.contenders();
                 for k in 0..contenders.len() {
                     let contender = contenders[(k + round) % contenders.len()];
+                    if !options.selected(workload, contender) {
+                        continue;
+                    }
                     let estimate = estimates[&workload];
                     let sample = clients
                         .measure(workload, contender, &options, &keys, estimate)

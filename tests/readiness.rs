@@ -179,3 +179,68 @@ async fn waiting_for_loading_never_opens_the_breaker() {
         "{main:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipeline_made_during_loading_waits_and_succeeds() {
+    let mut server = RedisServer::start(&[]);
+    let db = Db::builder()
+        .url(server.url())
+        .ignore_environment()
+        .connect()
+        .await
+        .unwrap();
+    restart_into_loading(&mut server, KEYS, DELAY_US);
+    assert!(
+        loading(&server),
+        "the LOADING window must be open when the call starts"
+    );
+    let pipeline: (String, String) = redis::pipe()
+        .get("key:1")
+        .get("key:2")
+        .query_async(&mut db.main())
+        .await
+        .expect("a pipeline during LOADING waits, then succeeds");
+    assert!(
+        !loading(&server),
+        "the call returned while the server was still loading"
+    );
+    assert_eq!(pipeline, ("value:1".to_owned(), "value:2".to_owned()));
+}
+
+/// Bug: during LOADING, MULTI is accepted but every queued command gets LOADING and EXEC answers
+/// EXECABORT; redis-rs reports that as `ErrorKind::Server(ExecAbort)` ("Transaction aborted:
+/// [(Index 0, error: BusyLoading ..)]"), which the classifier takes for a command error, so the
+/// caller sees LOADING instead of waiting (core.rs `Request::send`, pipeline arm).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "bug: a transaction (atomic pipeline) during LOADING fails with EXECABORT instead of waiting"]
+async fn a_transaction_made_during_loading_waits_and_succeeds() {
+    let mut server = RedisServer::start(&[]);
+    let db = Db::builder()
+        .url(server.url())
+        .ignore_environment()
+        .connect()
+        .await
+        .unwrap();
+    restart_into_loading(&mut server, KEYS, DELAY_US);
+    assert!(
+        loading(&server),
+        "the LOADING window must be open when the call starts"
+    );
+    let transaction: (i64, String) = redis::pipe()
+        .atomic()
+        .incr("counter", 1)
+        .get("key:3")
+        .query_async(&mut db.main())
+        .await
+        .expect("a transaction during LOADING waits, then succeeds");
+    assert!(
+        !loading(&server),
+        "the call returned while the server was still loading"
+    );
+    assert_eq!(transaction, (1, "value:3".to_owned()));
+    let counter: i64 = redis::cmd("GET")
+        .arg("counter")
+        .query(&mut server.raw(0))
+        .unwrap();
+    assert_eq!(counter, 1, "applied once");
+}

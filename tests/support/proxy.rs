@@ -65,7 +65,11 @@ impl Proxy {
             upstream: SocketAddr::from(([127, 0, 0, 1], upstream_port)),
         });
         runtime.spawn(accept_loop(listener, shared.clone()));
-        Proxy { shared, port, runtime: Some(runtime) }
+        Proxy {
+            shared,
+            port,
+            runtime: Some(runtime),
+        }
     }
 
     pub fn port(&self) -> u16 {
@@ -127,7 +131,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
 
 /// Closes with RST rather than FIN, as a crashed peer or a middlebox would.
 fn reset(stream: TcpStream) {
-    let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+    let _ = redis::io::tcp::socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
     drop(stream);
 }
 
@@ -169,7 +173,10 @@ async fn serve(client: TcpStream, shared: &Shared) {
 }
 
 /// Waits while the mode is black-hole; false when a reset came meanwhile.
-async fn wait_while_black_holed(mode: &mut watch::Receiver<Mode>, resets: &mut watch::Receiver<u64>) -> bool {
+async fn wait_while_black_holed(
+    mode: &mut watch::Receiver<Mode>,
+    resets: &mut watch::Receiver<u64>,
+) -> bool {
     loop {
         if *mode.borrow_and_update() != Mode::BlackHole {
             return true;
@@ -198,7 +205,11 @@ async fn pump(from: &TcpStream, to: &TcpStream, shared: &Shared) -> Result<(), (
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
             Err(_) => return Err(()),
         };
-        if let Mode::Delay(delay) = *mode.borrow() {
+        let delay = match *mode.borrow() {
+            Mode::Delay(delay) => Some(delay),
+            _ => None,
+        };
+        if let Some(delay) = delay {
             tokio::time::sleep(delay).await;
         }
         // A partition that starts mid-chunk holds the rest of the chunk too.

@@ -92,3 +92,51 @@ fn percent_decode(s: &str) -> Option<String> {
     }
     String::from_utf8(out).ok()
 }
+
+impl std::str::FromStr for crate::model::NodeAddress {
+    type Err = String;
+
+    /// `host:port`, `[ipv6]:port`; the port must be 1..=65535. The error explains the
+    /// expected form without repeating the input.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+            let (host, after) = rest
+                .split_once(']')
+                .ok_or("an IPv6 address opened with `[` has no closing `]`")?;
+            let port = after
+                .strip_prefix(':')
+                .ok_or("the address has no `:port` after the `]`")?;
+            if host.parse::<std::net::Ipv6Addr>().is_err() {
+                return Err("the part in brackets is not an IPv6 address".to_owned());
+            }
+            (host, port)
+        } else {
+            let (host, port) = s.rsplit_once(':').ok_or("the address has no `:port`")?;
+            if host.contains(':') {
+                return Err(
+                    "the host contains `:`; write an IPv6 address in brackets (`[::1]:7000`) and no `redis://` scheme"
+                        .to_owned(),
+                );
+            }
+            (host, port)
+        };
+        if host.is_empty() {
+            return Err("the address has no host".to_owned());
+        }
+        if host
+            .chars()
+            .any(|c| c.is_whitespace() || c == '/' || c == '@')
+        {
+            return Err("the host contains a space, `/` or `@`".to_owned());
+        }
+        let port = match port.parse::<u16>() {
+            Ok(p) if p > 0 => p,
+            _ => return Err(format!("`{port}` is not a TCP port between 1 and 65535")),
+        };
+        Ok(Self {
+            host: host.to_owned(),
+            port,
+        })
+    }
+}

@@ -6,22 +6,27 @@ use std::time::Duration;
 use crate::error::Sink;
 use crate::locate::KeyPath;
 use crate::model::{
-    CircuitBreaker, Config, Connection, Database, Keepalive, LogLevel, Readiness, Retry, Secret,
-    Topology,
+    CircuitBreaker, Cluster, Config, Connection, Database, Keepalive, LogLevel, NamedEndpoint,
+    ReadFrom, Readiness, Retry, Secret, Sentinel, Topology,
 };
-use crate::raw::RawConfig;
+use crate::raw::{RawConfig, RawEndpoint};
+
+/// The address of a standalone endpoint that states none: `localhost:6379`, no credentials.
+fn default_connection() -> Connection {
+    Connection {
+        host: "localhost".to_owned(),
+        port: 6379,
+        username: None,
+        password: None,
+        tls: false,
+    }
+}
 
 /// The documented defaults (CONTRACT section 3, matching the seed application), no databases.
 pub(crate) fn defaults() -> Config {
     Config {
         databases: Vec::new(),
-        connection: Connection {
-            host: "localhost".to_owned(),
-            port: 6379,
-            username: None,
-            password: None,
-            tls: false,
-        },
+        connection: default_connection(),
         topology: Topology::Standalone,
         endpoints: Vec::new(),
         timeout: Duration::from_secs(5),
@@ -60,26 +65,14 @@ pub(crate) fn apply_settings(cfg: &mut Config, raw: &RawConfig, sink: &mut Sink<
             *target = v;
         }
     }
-    // The URL first: it sets the whole endpoint, then explicit keys refine it.
-    if let Some(url) = &raw.url {
-        if let Err(e) = cfg.connection.apply_url(url) {
-            sink.push(
-                sink.value(&KeyPath::root().key("url")),
-                format!("`url` is not a usable Redis URL: {e}"),
-                "write `url: redis://[user:password@]host:port` (rediss:// for TLS)",
-            );
-        }
-    }
-    if let Some(host) = &raw.host {
-        cfg.connection.host.clone_from(host);
-    }
-    set(&mut cfg.connection.port, raw.port);
-    if let Some(username) = &raw.username {
-        cfg.connection.username.clone_from(username);
-    }
-    if let Some(password) = &raw.password {
-        cfg.connection.password = password.clone().map(Secret::new);
-    }
+    apply_endpoint(
+        &mut cfg.connection,
+        &mut cfg.topology,
+        &raw.endpoint,
+        &KeyPath::root(),
+        "",
+        sink,
+    );
     set(&mut cfg.timeout, raw.timeout);
     set(&mut cfg.connect_timeout, raw.connect_timeout);
     set(&mut cfg.max_connections, raw.max_connections);
@@ -106,6 +99,112 @@ pub(crate) fn apply_settings(cfg: &mut Config, raw: &RawConfig, sink: &mut Sink<
     set(&mut cfg.keepalive.count, raw.keepalive_count);
 }
 
+/// The connection keys of one endpoint over its current settings, field by field. A
+/// `sentinel`/`cluster` section refines the endpoint's current one of that kind (or an
+/// empty one: required keys were checked while reading). `suffix` completes labels.
+pub(crate) fn apply_endpoint(
+    connection: &mut Connection,
+    topology: &mut Topology,
+    raw: &RawEndpoint,
+    path: &KeyPath,
+    suffix: &str,
+    sink: &mut Sink<'_>,
+) {
+    // The URL first: it sets the whole address, then explicit keys refine it.
+    if let Some(url) = &raw.url {
+        if let Err(e) = connection.apply_url(url) {
+            sink.push(
+                sink.value(&path.key("url")),
+                format!("`url`{suffix} is not a usable Redis URL: {e}"),
+                "write `url: redis://[user:password@]host:port` (rediss:// for TLS)",
+            );
+        }
+    }
+    if let Some(host) = &raw.host {
+        connection.host.clone_from(host);
+    }
+    if let Some(port) = raw.port {
+        connection.port = port;
+    }
+    if let Some(username) = &raw.username {
+        connection.username.clone_from(username);
+    }
+    if let Some(password) = &raw.password {
+        connection.password = password.clone().map(Secret::new);
+    }
+    if let Some(rs) = &raw.sentinel {
+        let mut sentinel = match topology {
+            Topology::Sentinel(s) => s.clone(),
+            _ => Sentinel {
+                master_name: String::new(),
+                nodes: Vec::new(),
+                username: None,
+                password: None,
+                read_from: ReadFrom::Master,
+            },
+        };
+        if let Some(name) = &rs.master_name {
+            sentinel.master_name.clone_from(name);
+        }
+        if let Some(nodes) = &rs.nodes {
+            sentinel.nodes.clone_from(nodes);
+        }
+        if let Some(username) = &rs.username {
+            sentinel.username.clone_from(username);
+        }
+        if let Some(password) = &rs.password {
+            sentinel.password = password.clone().map(Secret::new);
+        }
+        if let Some(read_from) = rs.read_from {
+            sentinel.read_from = read_from;
+        }
+        *topology = Topology::Sentinel(sentinel);
+    }
+    if let Some(rc) = &raw.cluster {
+        let mut cluster = match topology {
+            Topology::Cluster(c) => c.clone(),
+            _ => Cluster {
+                nodes: Vec::new(),
+                read_from: ReadFrom::Master,
+                numbered_databases: false,
+            },
+        };
+        if let Some(nodes) = &rc.nodes {
+            cluster.nodes.clone_from(nodes);
+        }
+        if let Some(read_from) = rc.read_from {
+            cluster.read_from = read_from;
+        }
+        if let Some(numbered) = rc.numbered_databases {
+            cluster.numbered_databases = numbered;
+        }
+        *topology = Topology::Cluster(cluster);
+    }
+}
+
+/// The named endpoints of the compiled file, in file order, duplicates included (reported
+/// by validation).
+pub(crate) fn endpoints(raw: &RawConfig, sink: &mut Sink<'_>) -> Vec<NamedEndpoint> {
+    let mut out = Vec::new();
+    for entry in raw.endpoints.iter().flatten() {
+        let mut endpoint = NamedEndpoint {
+            name: entry.name.clone(),
+            connection: default_connection(),
+            topology: Topology::Standalone,
+        };
+        apply_endpoint(
+            &mut endpoint.connection,
+            &mut endpoint.topology,
+            &entry.endpoint,
+            &KeyPath::endpoint(&entry.name, entry.nth),
+            &format!(" of endpoint `{}`", entry.name),
+            sink,
+        );
+        out.push(endpoint);
+    }
+    out
+}
+
 /// The databases of the compiled file. An entry whose number cannot be a Redis database
 /// number at all is reported and left out; its name goes to `broken`.
 pub(crate) fn databases(
@@ -129,7 +228,7 @@ pub(crate) fn databases(
             alias_of: entry.alias_of.clone(),
             max_connections: entry.max_connections,
             timeout: entry.timeout,
-            endpoint: None,
+            endpoint: entry.endpoint.clone(),
         });
     }
     out

@@ -40,6 +40,11 @@ impl KeyPath {
         Self::root().key("redis_databases").nth(name, nth)
     }
 
+    /// The path of the named endpoint `name` (its `nth` occurrence), under `endpoints`.
+    pub fn endpoint(name: &str, nth: usize) -> Self {
+        Self::root().key("endpoints").nth(name, nth)
+    }
+
     fn parent(&self) -> Option<Self> {
         let mut segments = self.segments.clone();
         segments.pop()?;

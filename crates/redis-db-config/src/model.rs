@@ -82,6 +82,27 @@ pub enum Topology {
     Cluster(Cluster),
 }
 
+impl Topology {
+    /// `standalone`, `sentinel` or `cluster`: the YAML key that selects this kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Topology::Standalone => "standalone",
+            Topology::Sentinel(_) => "sentinel",
+            Topology::Cluster(_) => "cluster",
+        }
+    }
+
+    /// The kind in words, for messages: "a standalone server", "a Sentinel-managed master",
+    /// "a Redis Cluster".
+    pub fn describe(&self) -> &'static str {
+        match self {
+            Topology::Standalone => "a standalone server",
+            Topology::Sentinel(_) => "a Sentinel-managed master",
+            Topology::Cluster(_) => "a Redis Cluster",
+        }
+    }
+}
+
 /// `sentinel:` settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Sentinel {
@@ -134,6 +155,37 @@ pub enum ReadFrom {
     Replica,
 }
 
+impl ReadFrom {
+    /// The YAML spelling: `master` or `replica`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReadFrom::Master => "master",
+            ReadFrom::Replica => "replica",
+        }
+    }
+}
+
+impl std::str::FromStr for ReadFrom {
+    type Err = String;
+
+    /// Case-insensitive `master` or `replica`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "master" => Ok(ReadFrom::Master),
+            "replica" => Ok(ReadFrom::Replica),
+            _ => Err(format!(
+                "unknown read_from `{s}` (expected master or replica)"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for ReadFrom {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One entry of `endpoints:`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NamedEndpoint {
@@ -157,7 +209,20 @@ impl Config {
             None => (&self.connection, &self.topology),
         }
     }
+
+    /// The named endpoint `name` (an entry of `endpoints:`).
+    pub fn endpoint(&self, name: &str) -> Option<&NamedEndpoint> {
+        self.endpoints.iter().find(|e| e.name == name)
+    }
+
+    /// How messages and logs name the endpoint `database` lives on: `default` or its name.
+    pub fn endpoint_name_of<'a>(&self, database: &'a Database) -> &'a str {
+        database.endpoint.as_deref().unwrap_or(DEFAULT_ENDPOINT)
+    }
 }
+
+/// How messages and logs name the default endpoint (the top-level connection keys).
+pub const DEFAULT_ENDPOINT: &str = "default";
 
 /// The address and credentials of the default endpoint.
 #[derive(Clone, Debug, PartialEq, Eq)]

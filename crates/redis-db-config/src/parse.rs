@@ -17,9 +17,10 @@ pub fn parse_str(text: &str, file: &str) -> Result<Config, ConfigErrors> {
     let raw = read(&node, Mode::Base, &mut sink);
     let mut cfg = build::defaults();
     build::apply_settings(&mut cfg, &raw, &mut sink);
+    cfg.endpoints = build::endpoints(&raw, &mut sink);
     let mut broken = raw.broken_databases.clone();
     cfg.databases = build::databases(&raw, cfg.max_databases, &mut broken, &mut sink);
-    validate::validate(&cfg, &broken, &mut sink);
+    validate::validate(&cfg, &broken, &raw.broken_endpoints, &mut sink);
     finish(cfg, sink.errors)
 }
 

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::model::LogLevel;
+use crate::model::{LogLevel, NodeAddress, ReadFrom};
 
 /// A whole file. `None` = the key is absent.
 #[derive(Debug, Default)]
@@ -15,13 +15,12 @@ pub(crate) struct RawConfig {
     /// Names of entries that were present but unusable (already reported), so that rules
     /// referring to them (e.g. `alias_of`) do not pile up follow-on errors.
     pub broken_databases: Vec<String>,
-    pub host: Option<String>,
-    pub port: Option<u16>,
-    pub url: Option<String>,
-    /// `Some(None)` = written as `null`.
-    pub username: Option<Option<String>>,
-    /// `Some(None)` = written as `null`.
-    pub password: Option<Option<String>>,
+    /// The connection keys of the top level: the default endpoint.
+    pub endpoint: RawEndpoint,
+    /// `endpoints`, in file order, duplicates included.
+    pub endpoints: Option<Vec<RawNamedEndpoint>>,
+    /// Names of `endpoints` entries that were present but unusable (already reported).
+    pub broken_endpoints: Vec<String>,
     pub timeout: Option<Duration>,
     pub connect_timeout: Option<Duration>,
     pub max_connections: Option<usize>,
@@ -55,4 +54,74 @@ pub(crate) struct RawDatabase {
     pub alias_of: Option<String>,
     pub max_connections: Option<usize>,
     pub timeout: Option<Duration>,
+    pub endpoint: Option<String>,
+}
+
+/// The connection keys of one endpoint (the top level, or an entry of `endpoints`).
+#[derive(Debug, Default)]
+pub(crate) struct RawEndpoint {
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub url: Option<String>,
+    /// `Some(None)` = written as `null`.
+    pub username: Option<Option<String>>,
+    /// `Some(None)` = written as `null`.
+    pub password: Option<Option<String>>,
+    /// `Some` whenever the key is present (even if its value was reported as unusable).
+    pub sentinel: Option<RawSentinel>,
+    /// `Some` whenever the key is present (even if its value was reported as unusable).
+    pub cluster: Option<RawCluster>,
+}
+
+impl RawEndpoint {
+    /// The keys present that choose a kind of deployment, in a fixed order:
+    /// `url`, `host`, `port` (standalone), `sentinel`, `cluster`.
+    pub fn kind_keys(&self) -> Vec<&'static str> {
+        let mut keys = Vec::new();
+        if self.url.is_some() {
+            keys.push("url");
+        }
+        if self.host.is_some() {
+            keys.push("host");
+        }
+        if self.port.is_some() {
+            keys.push("port");
+        }
+        if self.sentinel.is_some() {
+            keys.push("sentinel");
+        }
+        if self.cluster.is_some() {
+            keys.push("cluster");
+        }
+        keys
+    }
+}
+
+/// `sentinel:` as written.
+#[derive(Debug, Default)]
+pub(crate) struct RawSentinel {
+    pub master_name: Option<String>,
+    pub nodes: Option<Vec<NodeAddress>>,
+    /// `Some(None)` = written as `null`.
+    pub username: Option<Option<String>>,
+    /// `Some(None)` = written as `null`.
+    pub password: Option<Option<String>>,
+    pub read_from: Option<ReadFrom>,
+}
+
+/// `cluster:` as written.
+#[derive(Debug, Default)]
+pub(crate) struct RawCluster {
+    pub nodes: Option<Vec<NodeAddress>>,
+    pub read_from: Option<ReadFrom>,
+    pub numbered_databases: Option<bool>,
+}
+
+/// One entry of `endpoints`.
+#[derive(Debug, Default)]
+pub(crate) struct RawNamedEndpoint {
+    pub name: String,
+    /// Which occurrence of `name` this is (0 unless the name is duplicated), for places.
+    pub nth: usize,
+    pub endpoint: RawEndpoint,
 }

@@ -6,7 +6,7 @@
 use crate::error::Sink;
 use crate::locate::KeyPath;
 use crate::node::Node;
-use crate::raw::{RawConfig, RawDatabase};
+use crate::raw::{RawCluster, RawConfig, RawDatabase, RawEndpoint, RawNamedEndpoint, RawSentinel};
 use crate::value::Value;
 
 /// Compiled file (`redis_databases` required) or runtime file (every key optional).
@@ -23,6 +23,9 @@ pub(crate) const TOP_KEYS: &[&str] = &[
     "url",
     "username",
     "password",
+    "sentinel",
+    "cluster",
+    "endpoints",
     "timeout",
     "connect_timeout",
     "max_connections",
@@ -44,20 +47,25 @@ pub(crate) const DATABASE_KEYS: &[&str] = &[
     "alias_of",
     "max_connections",
     "timeout_seconds",
+    "endpoint",
 ];
+/// The connection keys of an entry of `endpoints` (the top level has them too).
+pub(crate) const ENDPOINT_KEYS: &[&str] = &[
+    "url", "host", "port", "username", "password", "sentinel", "cluster",
+];
+pub(crate) const SENTINEL_KEYS: &[&str] =
+    &["master_name", "nodes", "username", "password", "read_from"];
+pub(crate) const CLUSTER_KEYS: &[&str] = &["nodes", "read_from", "numbered_databases"];
 const READINESS_KEYS: &[&str] = &["max_wait", "poll_interval"];
 const CIRCUIT_BREAKER_KEYS: &[&str] = &["failure_threshold", "reset_timeout"];
 const KEEPALIVE_KEYS: &[&str] = &["idle", "interval", "count"];
-/// Keys of topologies not implemented yet: rejected like any unknown key, with a note.
-const TOP_KEYS_NOT_YET: &[&str] = &["sentinel", "cluster", "endpoints"];
-const DATABASE_KEYS_NOT_YET: &[&str] = &["endpoint"];
 
 /// Reads a parsed document; problems go to `sink`, and the fields they concern stay `None`.
 pub(crate) fn read(root: &Node, mode: Mode, sink: &mut Sink<'_>) -> RawConfig {
     let mut raw = RawConfig::default();
     let top = KeyPath::root();
     let entries = match root {
-        Node::Map(map) => section(map, &top, "the top level", TOP_KEYS, TOP_KEYS_NOT_YET, sink),
+        Node::Map(map) => section(map, &top, "the top level", TOP_KEYS, sink),
         // An empty runtime file is a valid "change nothing".
         Node::Null if mode == Mode::Overlay => Vec::new(),
         other => {
@@ -82,11 +90,10 @@ pub(crate) fn read(root: &Node, mode: Mode, sink: &mut Sink<'_>) -> RawConfig {
         };
         match key {
             "redis_databases" => raw.databases = databases(&v, &mut raw.broken_databases, sink),
-            "host" => raw.host = v.non_empty_string(sink),
-            "port" => raw.port = v.port(sink),
-            "url" => raw.url = v.non_empty_string(sink),
-            "username" => raw.username = v.nullable_string(sink),
-            "password" => raw.password = v.nullable_string(sink),
+            "url" | "host" | "port" | "username" | "password" | "sentinel" | "cluster" => {
+                endpoint_key(&v, "", mode, &mut raw.endpoint, sink)
+            }
+            "endpoints" => raw.endpoints = endpoints(&v, mode, &mut raw.broken_endpoints, sink),
             "timeout" => raw.timeout = v.duration(sink),
             "connect_timeout" => raw.connect_timeout = v.duration(sink),
             "max_connections" => raw.max_connections = v.positive(sink),
@@ -153,14 +160,247 @@ pub(crate) fn read(root: &Node, mode: Mode, sink: &mut Sink<'_>) -> RawConfig {
             "add a `redis_databases:` mapping of database names to `{ db: N }`",
         );
     }
-    if raw.url.is_some() && (raw.host.is_some() || raw.port.is_some()) {
+    check_endpoint(&raw.endpoint, &top, None, mode, sink);
+    raw
+}
+
+/// Reads one connection key (`url`, `host`, `port`, `username`, `password`, `sentinel`,
+/// `cluster`) of an endpoint. `suffix` completes labels: "" at the top level, else
+/// " of endpoint `name`".
+fn endpoint_key(
+    v: &Value<'_>,
+    suffix: &str,
+    mode: Mode,
+    raw: &mut RawEndpoint,
+    sink: &mut Sink<'_>,
+) {
+    match v.key {
+        "url" => raw.url = v.non_empty_string(sink),
+        "host" => raw.host = v.non_empty_string(sink),
+        "port" => raw.port = v.port(sink),
+        "username" => raw.username = v.nullable_string(sink),
+        "password" => raw.password = v.nullable_string(sink),
+        "sentinel" => raw.sentinel = Some(sentinel(v, suffix, mode, sink)),
+        _ => raw.cluster = Some(cluster(v, suffix, mode, sink)),
+    }
+}
+
+fn sentinel(v: &Value<'_>, suffix: &str, mode: Mode, sink: &mut Sink<'_>) -> RawSentinel {
+    let mut out = RawSentinel::default();
+    for (k, p, n) in v.subsection(SENTINEL_KEYS, sink) {
+        let label = format!("`sentinel.{k}`{suffix}");
+        let v = Value {
+            label: &label,
+            key: k,
+            path: &p,
+            node: n,
+        };
+        match k {
+            "master_name" => out.master_name = v.non_empty_string(sink),
+            "nodes" => out.nodes = v.nodes(sink, 26379),
+            "username" => out.username = v.nullable_string(sink),
+            "password" => out.password = v.nullable_string(sink),
+            _ => out.read_from = v.read_from(sink),
+        }
+    }
+    if mode == Mode::Base && matches!(v.node, Node::Map(_)) {
+        if !has_key(v.node, "master_name") {
+            sink.push(
+                sink.key(v.path),
+                format!("{} has no `master_name`", v.label),
+                "add `master_name: mymaster` under `sentinel` (the name of the master the sentinels monitor)",
+            );
+        }
+        if !has_key(v.node, "nodes") {
+            sink.push(
+                sink.key(v.path),
+                format!("{} has no `nodes`", v.label),
+                "add `nodes: [\"127.0.0.1:26379\"]` under `sentinel` (the sentinels' own addresses)",
+            );
+        }
+    }
+    out
+}
+
+fn cluster(v: &Value<'_>, suffix: &str, mode: Mode, sink: &mut Sink<'_>) -> RawCluster {
+    let mut out = RawCluster::default();
+    for (k, p, n) in v.subsection(CLUSTER_KEYS, sink) {
+        let label = format!("`cluster.{k}`{suffix}");
+        let v = Value {
+            label: &label,
+            key: k,
+            path: &p,
+            node: n,
+        };
+        match k {
+            "nodes" => out.nodes = v.nodes(sink, 7000),
+            "read_from" => out.read_from = v.read_from(sink),
+            _ => out.numbered_databases = v.boolean(sink),
+        }
+    }
+    if mode == Mode::Base && matches!(v.node, Node::Map(_)) && !has_key(v.node, "nodes") {
         sink.push(
-            sink.key(&top.key("url")),
-            "`url` and `host`/`port` are both set; use either url or host/port",
+            sink.key(v.path),
+            format!("{} has no `nodes`", v.label),
+            "add `nodes: [\"127.0.0.1:7000\"]` under `cluster` (one or more seed nodes of the cluster)",
+        );
+    }
+    out
+}
+
+/// Rules on the keys of one endpoint: `url` or `host`/`port`, and exactly one kind of
+/// deployment. `name` is `None` for the default endpoint (the top level).
+fn check_endpoint(
+    raw: &RawEndpoint,
+    path: &KeyPath,
+    name: Option<&str>,
+    mode: Mode,
+    sink: &mut Sink<'_>,
+) {
+    let who = match name {
+        Some(name) => format!("endpoint `{name}`"),
+        None => "the default endpoint".to_owned(),
+    };
+    if raw.url.is_some() && (raw.host.is_some() || raw.port.is_some()) {
+        let message = match name {
+            Some(name) => format!(
+                "`url` and `host`/`port` of endpoint `{name}` are both set; use either url or host/port"
+            ),
+            None => "`url` and `host`/`port` are both set; use either url or host/port".to_owned(),
+        };
+        sink.push(
+            sink.key(&path.key("url")),
+            message,
             "remove `url`, or remove `host` and `port`",
         );
     }
-    raw
+    let topology: Vec<&str> = [
+        raw.sentinel.as_ref().map(|_| "sentinel"),
+        raw.cluster.as_ref().map(|_| "cluster"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let address: Vec<&str> = raw
+        .kind_keys()
+        .into_iter()
+        .filter(|k| !topology.contains(k))
+        .collect();
+    let kinds = topology.len() + usize::from(!address.is_empty());
+    if kinds > 1 {
+        let named: Vec<String> = topology
+            .iter()
+            .chain(address.iter())
+            .map(|k| format!("`{k}`"))
+            .collect();
+        let (last, rest) = named.split_last().expect("at least two keys");
+        let listed = format!("{} and {last}", rest.join(", "));
+        let help = match topology.as_slice() {
+            [kind] => format!(
+                "remove {} (a {kind} endpoint lists its nodes under `{kind}.nodes`), or remove `{kind}`",
+                address.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(" and ")
+            ),
+            _ => "keep one of them; a database on another deployment goes on its own entry under `endpoints:` (`endpoint:` under the database)".to_owned(),
+        };
+        sink.push(
+            sink.key(&path.key(topology.last().expect("a topology key"))),
+            format!(
+                "{who} has both {listed}: an endpoint is exactly one of a standalone server (`url` or `host`/`port`), a `sentinel` master or a `cluster`"
+            ),
+            help,
+        );
+    }
+    let no_address = topology.is_empty() && raw.url.is_none() && raw.host.is_none();
+    if let (Some(name), Mode::Base, true) = (name, mode, no_address) {
+        let message = if raw.port.is_some() {
+            format!("endpoint `{name}` has `port` but no `host`")
+        } else {
+            format!("endpoint `{name}` states no address")
+        };
+        sink.push(
+            sink.key(path),
+            message,
+            format!(
+                "give `{name}` exactly one of `url: redis://host:port`, `host:` (with an optional `port:`), `sentinel:` or `cluster:`"
+            ),
+        );
+    }
+}
+
+/// `endpoints:`, a mapping of names to connection keys.
+fn endpoints(
+    v: &Value<'_>,
+    mode: Mode,
+    broken: &mut Vec<String>,
+    sink: &mut Sink<'_>,
+) -> Option<Vec<RawNamedEndpoint>> {
+    let map: &[(Node, Node)] = match v.node {
+        Node::Map(map) => map,
+        Node::Null => &[],
+        other => {
+            sink.push(
+                sink.value(v.path),
+                format!(
+                    "`endpoints` must be a mapping of endpoint names to connection settings, found {}",
+                    other.describe()
+                ),
+                "write one `name:` per endpoint, each with `url:`, `host:`, `sentinel:` or `cluster:`",
+            );
+            return None;
+        }
+    };
+    let mut out = Vec::new();
+    let mut seen: Vec<&str> = Vec::new();
+    for (key, value) in map {
+        let Node::Str(name) = key else {
+            sink.push(
+                sink.key(v.path),
+                format!(
+                    "endpoint name `{}` is not a snake_case identifier",
+                    key.key_text()
+                ),
+                "use lowercase ASCII letters, digits and single underscores, starting with a letter",
+            );
+            continue;
+        };
+        let nth = seen.iter().filter(|s| **s == name.as_str()).count();
+        seen.push(name);
+        let path = KeyPath::endpoint(name, nth);
+        let Node::Map(entries) = value else {
+            sink.push(
+                sink.value(&path),
+                format!(
+                    "endpoint `{name}` must be a mapping of connection settings, found {}",
+                    value.describe()
+                ),
+                format!(
+                    "write `{name}:` followed by an indented `url: redis://host:port` (or `host:`, `sentinel:`, `cluster:`)"
+                ),
+            );
+            broken.push(name.clone());
+            continue;
+        };
+        let what = format!("endpoint `{name}`");
+        let suffix = format!(" of endpoint `{name}`");
+        let mut endpoint = RawEndpoint::default();
+        for (k, p, n) in section(entries, &path, &what, ENDPOINT_KEYS, sink) {
+            let label = format!("`{k}`{suffix}");
+            let v = Value {
+                label: &label,
+                key: k,
+                path: &p,
+                node: n,
+            };
+            endpoint_key(&v, &suffix, mode, &mut endpoint, sink);
+        }
+        check_endpoint(&endpoint, &path, Some(name), mode, sink);
+        out.push(RawNamedEndpoint {
+            name: name.clone(),
+            nth,
+            endpoint,
+        });
+    }
+    Some(out)
 }
 
 fn has_key(root: &Node, key: &str) -> bool {
@@ -242,7 +482,7 @@ fn database(
         ..RawDatabase::default()
     };
     let mut db_ok = true;
-    for (key, p, n) in section(map, path, &what, DATABASE_KEYS, DATABASE_KEYS_NOT_YET, sink) {
+    for (key, p, n) in section(map, path, &what, DATABASE_KEYS, sink) {
         let label = format!("`{key}` of database `{name}`");
         let v = Value {
             label: &label,
@@ -260,6 +500,7 @@ fn database(
             }
             "alias_of" => db.alias_of = v.nullable_string(sink).flatten(),
             "max_connections" => db.max_connections = v.positive(sink),
+            "endpoint" => db.endpoint = v.nullable_string(sink).flatten(),
             _ => db.timeout = v.duration(sink),
         }
     }
@@ -281,7 +522,6 @@ pub(crate) fn section<'n>(
     path: &KeyPath,
     what: &str,
     valid: &[&str],
-    not_yet: &[&str],
     sink: &mut Sink<'_>,
 ) -> Vec<(&'n str, KeyPath, &'n Node)> {
     let mut out: Vec<(&'n str, KeyPath, &'n Node)> = Vec::new();
@@ -303,9 +543,7 @@ pub(crate) fn section<'n>(
         seen.push(key);
         let here = path.nth(key, nth);
         if !valid.contains(&key.as_str()) {
-            let help = if not_yet.contains(&key.as_str()) {
-                format!("`{key}` is not supported yet; remove it")
-            } else if let Some(close) = closest(key, valid) {
+            let help = if let Some(close) = closest(key, valid) {
                 format!("did you mean `{close}`?")
             } else {
                 format!("remove `{key}`")

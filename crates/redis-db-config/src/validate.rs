@@ -1,4 +1,4 @@
-//! Rules that relate values to each other: names, duplicates, numbers, aliases.
+//! Rules that relate values to each other: names, duplicates, numbers, aliases, endpoints.
 //!
 //! They run on the resolved [`Config`] so that they can run again after every layer
 //! (runtime file, environment): a layer may change `max_databases`, for example.
@@ -7,12 +7,19 @@ use std::collections::HashMap;
 
 use crate::error::Sink;
 use crate::locate::KeyPath;
-use crate::model::Config;
+use crate::model::{Config, Database, Topology, DEFAULT_ENDPOINT};
 use crate::names;
 
-/// Checks `cfg`; problems go to `sink`. `broken` names entries that were reported and
-/// dropped earlier, so that references to them do not raise follow-on errors.
-pub(crate) fn validate(cfg: &Config, broken: &[String], sink: &mut Sink<'_>) {
+/// Checks `cfg`; problems go to `sink`. `broken` (databases) and `broken_endpoints` name
+/// entries that were reported and dropped earlier, so that references to them do not raise
+/// follow-on errors.
+pub(crate) fn validate(
+    cfg: &Config,
+    broken: &[String],
+    broken_endpoints: &[String],
+    sink: &mut Sink<'_>,
+) {
+    endpoint_names(cfg, sink);
     let dbs = &cfg.databases;
     // Occurrence index of each entry's name, to place duplicates at their own line.
     let mut nth_of = Vec::with_capacity(dbs.len());
@@ -108,33 +115,115 @@ pub(crate) fn validate(cfg: &Config, broken: &[String], sink: &mut Sink<'_>) {
                     target.db, db.name
                 ),
             );
+        } else if target.endpoint != db.endpoint {
+            let fix = match &target.endpoint {
+                Some(e) => format!("set `endpoint: {e}` under `{}`", db.name),
+                None => format!("remove `endpoint` under `{}`", db.name),
+            };
+            sink.push(
+                at,
+                format!(
+                    "{line}: `{}` is on {} but `{target_name}` is on {}",
+                    db.name,
+                    endpoint_words(db),
+                    endpoint_words(target)
+                ),
+                format!("an alias lives on its target's endpoint: {fix}"),
+            );
         }
     }
 
-    // Two names on one number must be declared: an accidental clash would mix two
-    // components' keys in one Redis database.
-    let mut owner_of: HashMap<u32, usize> = HashMap::new();
+    for (i, db) in dbs.iter().enumerate() {
+        let Some(name) = &db.endpoint else { continue };
+        if cfg.endpoint(name).is_some() || broken_endpoints.contains(name) {
+            continue;
+        }
+        let defined: Vec<&str> = cfg.endpoints.iter().map(|e| e.name.as_str()).collect();
+        let help = if defined.is_empty() {
+            format!(
+                "no endpoints are defined: add `endpoints:` with an entry `{name}:` (e.g. `url: redis://host:6379`), or remove `endpoint` to use the default endpoint"
+            )
+        } else {
+            format!(
+                "endpoint must name one of: {} (defined under `endpoints:`); remove it to use the default endpoint",
+                defined.join(", ")
+            )
+        };
+        sink.push(
+            sink.value(&KeyPath::database(&db.name, nth_of[i]).key("endpoint")),
+            format!(
+                "`endpoint: {name}` of database `{}` names an unknown endpoint",
+                db.name
+            ),
+            help,
+        );
+    }
+
+    // A Redis Cluster has only db 0 (unless its servers support numbered databases).
+    for (i, db) in dbs.iter().enumerate() {
+        if db.db == 0 || db.alias_of.is_some() || nth_of[i] > 0 {
+            continue;
+        }
+        let Some(Topology::Cluster(cluster)) = topology_of(cfg, db) else {
+            continue;
+        };
+        if cluster.numbered_databases {
+            continue;
+        }
+        let under = match &db.endpoint {
+            Some(e) => format!("`endpoints.{e}.cluster`"),
+            None => "`cluster`".to_owned(),
+        };
+        sink.push(
+            sink.value(&KeyPath::database(&db.name, nth_of[i]).key("db")),
+            format!(
+                "database `{}` has db {}, but it is on {}, a Redis Cluster, which has only db 0",
+                db.name,
+                db.db,
+                endpoint_words(db)
+            ),
+            format!(
+                "give each logical database its own cluster endpoint (an entry under `endpoints:`, then `endpoint: <name>` and `db: 0` under `{}`), or set `numbered_databases: true` under {under} if the servers support numbered databases in cluster mode (Valkey 9+)",
+                db.name
+            ),
+        );
+    }
+
+    // Two names on one number of one endpoint must be declared: an accidental clash would
+    // mix two components' keys in one Redis database.
+    let mut owner_of: HashMap<(Option<&str>, u32), usize> = HashMap::new();
     for (i, db) in dbs.iter().enumerate() {
         if db.alias_of.is_some() || nth_of[i] > 0 {
             continue;
         }
-        match owner_of.get(&db.db) {
+        match owner_of.get(&(db.endpoint.as_deref(), db.db)) {
             Some(&o) => {
                 let owner = &dbs[o].name;
+                let on = match &db.endpoint {
+                    Some(e) => format!(" on endpoint `{e}`"),
+                    None => String::new(),
+                };
+                let help = match topology_of(cfg, db) {
+                    Some(Topology::Cluster(c)) if !c.numbered_databases => format!(
+                        "add `alias_of: {owner}` under `{}` if they are meant to share db {} of the cluster on {}, else put `{}` on its own cluster endpoint (an entry under `endpoints:`, then `endpoint: <name>` under `{}`)",
+                        db.name, db.db, endpoint_words(db), db.name, db.name
+                    ),
+                    _ => format!(
+                        "add `alias_of: {owner}` under `{}` if they are meant to share db {}{on}, else give `{}` a free number",
+                        db.name, db.db, db.name
+                    ),
+                };
                 sink.push(
                     sink.value(&KeyPath::database(&db.name, nth_of[i]).key("db")),
                     format!(
-                        "databases `{owner}` and `{}` both use db {}; declare the intended one as an alias: `alias_of: {owner}` under `{}`",
+                        "databases `{owner}` and `{}` both use db {}{on}; declare the intended one as an alias: `alias_of: {owner}` under `{}`",
                         db.name, db.db, db.name
                     ),
-                    format!(
-                        "add `alias_of: {owner}` under `{}` if they are meant to share db {}, else give `{}` a free number",
-                        db.name, db.db, db.name
-                    ),
+                    help,
                 );
             }
             None => {
-                owner_of.insert(db.db, i);
+                owner_of.insert((db.endpoint.as_deref(), db.db), i);
             }
         }
     }
@@ -170,4 +259,53 @@ pub(crate) fn db_out_of_range(sink: &mut Sink<'_>, name: &str, nth: usize, db: i
             max.saturating_sub(1)
         ),
     );
+}
+
+/// Names of `endpoints`: snake_case, unique, not `default`.
+fn endpoint_names(cfg: &Config, sink: &mut Sink<'_>) {
+    for (i, endpoint) in cfg.endpoints.iter().enumerate() {
+        let name = &endpoint.name;
+        let nth = cfg.endpoints[..i]
+            .iter()
+            .filter(|e| &e.name == name)
+            .count();
+        let at = sink.key(&KeyPath::endpoint(name, nth));
+        if nth > 0 {
+            let first = sink.key(&KeyPath::endpoint(name, 0));
+            let first = first.map_or(String::new(), |at| format!(" (first at line {})", at.line));
+            sink.push(
+                at,
+                format!("duplicate endpoint name `{name}`{first}"),
+                "each endpoint name may appear once; rename or remove one of them",
+            );
+        } else if !names::is_snake_case(name) {
+            sink.push(
+                at,
+                format!("endpoint name `{name}` is not a snake_case identifier"),
+                "use lowercase ASCII letters, digits and single underscores, starting with a letter (e.g. `vectors`)",
+            );
+        } else if name == DEFAULT_ENDPOINT {
+            sink.push(
+                at,
+                format!("endpoint name `{DEFAULT_ENDPOINT}` is reserved for the top-level connection keys"),
+                "choose another name; databases without `endpoint:` already use the default endpoint",
+            );
+        }
+    }
+}
+
+/// The topology `db` lives on; `None` when its `endpoint` names no defined endpoint.
+fn topology_of<'a>(cfg: &'a Config, db: &Database) -> Option<&'a Topology> {
+    match &db.endpoint {
+        Some(name) => cfg.endpoint(name).map(|e| &e.topology),
+        None => Some(&cfg.topology),
+    }
+}
+
+/// "the default endpoint" or "endpoint `name`".
+fn endpoint_words(db: &Database) -> String {
+    match &db.endpoint {
+        Some(name) => format!("endpoint `{name}`"),
+        None => "the default endpoint".to_owned(),
+    }
 }

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use crate::error::Sink;
 use crate::locate::KeyPath;
-use crate::model::LogLevel;
+use crate::model::{LogLevel, NodeAddress, ReadFrom};
 use crate::node::Node;
 use crate::read::section;
 
@@ -32,7 +32,7 @@ impl Value<'_> {
 
     pub fn subsection(&self, valid: &[&str], sink: &mut Sink<'_>) -> Vec<(&str, KeyPath, &Node)> {
         match self.node {
-            Node::Map(map) => section(map, self.path, self.label, valid, &[], sink),
+            Node::Map(map) => section(map, self.path, self.label, valid, sink),
             _ => {
                 self.wrong(
                     sink,
@@ -103,6 +103,73 @@ impl Value<'_> {
                 None
             }
         }
+    }
+
+    pub fn read_from(&self, sink: &mut Sink<'_>) -> Option<ReadFrom> {
+        const EXPECTED: &str = "`master` or `replica`";
+        match self.node {
+            Node::Str(s) => {
+                let read_from = s.parse().ok();
+                if read_from.is_none() {
+                    sink.push(
+                        sink.value(self.path),
+                        format!("{} must be {EXPECTED}, found `{s}`", self.label),
+                        "write `read_from: master` (everything on the master) or `read_from: replica` (read-only commands on replicas)",
+                    );
+                }
+                read_from
+            }
+            _ => {
+                self.wrong(sink, EXPECTED, "master");
+                None
+            }
+        }
+    }
+
+    /// A non-empty list of `host:port` strings. Every bad entry is reported.
+    pub fn nodes(&self, sink: &mut Sink<'_>, example_port: u16) -> Option<Vec<NodeAddress>> {
+        let example = format!(
+            "[\"127.0.0.1:{example_port}\", \"127.0.0.1:{}\"]",
+            example_port + 1
+        );
+        let Node::Seq(items) = self.node else {
+            self.wrong(sink, "a list of `host:port` strings", &example);
+            return None;
+        };
+        if items.is_empty() {
+            sink.push(
+                sink.value(self.path),
+                format!("{} is empty", self.label),
+                format!("list at least one node, e.g. `{}: {example}`", self.key),
+            );
+            return None;
+        }
+        let mut out = Vec::with_capacity(items.len());
+        let mut ok = true;
+        for (i, item) in items.iter().enumerate() {
+            let parsed = match item {
+                Node::Str(s) => s.parse::<NodeAddress>(),
+                other => Err(format!("found {}", other.describe())),
+            };
+            match parsed {
+                Ok(node) => out.push(node),
+                Err(why) => {
+                    ok = false;
+                    sink.push(
+                        sink.value(self.path),
+                        format!(
+                            "entry {} of {} is not a `host:port` address: {why}",
+                            i + 1,
+                            self.label
+                        ),
+                        format!(
+                            "write each node as a quoted `host:port` string, e.g. \"127.0.0.1:{example_port}\" (IPv6: \"[::1]:{example_port}\")"
+                        ),
+                    );
+                }
+            }
+        }
+        ok.then_some(out)
     }
 
     pub fn integer(&self, sink: &mut Sink<'_>, example: &str) -> Option<i128> {

@@ -4,29 +4,36 @@
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use deadpool_redis::Pool;
+use deadpool::managed;
 use redis::aio::ConnectionLike;
 use redis::{Cmd, Pipeline, RedisError, Value};
-use redis_db_config::{Config, LogLevel};
+use redis_db_config::{Config, LogLevel, ReadFrom, Topology};
 use tokio::task::JoinHandle;
 
 use crate::breaker::{Breaker, Transition};
 use crate::command::CommandTraits;
+use crate::connector::{self, Connector, Role};
 use crate::error::Error;
 use crate::handle::Handle;
 use crate::health::{self, HealthReport};
 use crate::lane::Lane;
-use crate::pool;
+use crate::pool::{self, Pool};
 use crate::readiness::Readiness;
 use crate::retry::{self, Stage, Verdict};
 use crate::stats::{Counters, DatabaseStats, PoolStats, Stats, Totals};
 
-/// One distinct (server, database number): what aliases share.
+/// One distinct (endpoint, database number): what aliases share.
 pub(crate) struct Target {
     /// The name of the database that owns the number (not an alias).
     pub name: String,
     pub db: u32,
+    /// `None` = the default endpoint.
+    pub endpoint: Option<String>,
+    /// The endpoint without credentials, for messages.
+    pub address: String,
     pub lane: Lane,
+    /// Serves read-only commands when the endpoint says `read_from: replica`.
+    pub replica_lane: Option<Lane>,
     pub pool: Pool,
     pub breaker: Breaker,
     pub readiness: Readiness,
@@ -44,8 +51,6 @@ pub(crate) struct Slot {
 
 pub(crate) struct Inner {
     pub config: Config,
-    /// The server address without credentials, for messages.
-    pub address: String,
     pub slots: Vec<Slot>,
     pub targets: Vec<Target>,
     started: Instant,
@@ -138,7 +143,15 @@ pub struct Core {
 impl std::fmt::Debug for Core {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Core")
-            .field("address", &self.inner.address)
+            .field(
+                "endpoints",
+                &self
+                    .inner
+                    .targets
+                    .iter()
+                    .map(|t| &t.address)
+                    .collect::<Vec<_>>(),
+            )
             .field(
                 "databases",
                 &self
@@ -167,7 +180,11 @@ impl Core {
                 .await?;
         }
         Inner::start_background_tasks(&inner);
-        tracing::info!(address = %inner.address, databases = inner.slots.len(), "redis-db: connected");
+        tracing::info!(
+            databases = inner.slots.len(),
+            pools = inner.targets.len(),
+            "redis-db: connected"
+        );
         Ok(Core { inner })
     }
 
@@ -206,20 +223,17 @@ impl Core {
 
 impl Inner {
     fn new(config: Config) -> Result<Inner, Error> {
-        let address = config.connection.display_address();
         let mut targets: Vec<Target> = Vec::new();
         let mut slots = Vec::with_capacity(config.databases.len());
         for database in &config.databases {
             let owner = database.target(&config.databases);
-            let target = match targets.iter().position(|t| t.db == owner.db) {
+            let target = match targets
+                .iter()
+                .position(|t| t.db == owner.db && t.endpoint == owner.endpoint)
+            {
                 Some(index) => index,
                 None => {
-                    targets.push(Target::new(
-                        &config,
-                        owner.name.clone(),
-                        owner.db,
-                        owner.max_connections,
-                    )?);
+                    targets.push(Target::new(&config, owner)?);
                     targets.len() - 1
                 }
             };
@@ -233,7 +247,6 @@ impl Inner {
         }
         Ok(Inner {
             config,
-            address,
             slots,
             targets,
             started: Instant::now(),
@@ -374,7 +387,7 @@ impl Inner {
                     return Err(Error::Authentication {
                         database: slot.name.clone(),
                         db: slot.db,
-                        address: self.address.clone(),
+                        address: self.targets[slot.target].address.clone(),
                         detail: error.to_string(),
                     });
                 }
@@ -383,7 +396,7 @@ impl Inner {
                     return Err(Error::DatabaseOutOfRange {
                         database: slot.name.clone(),
                         db: slot.db,
-                        address: self.address.clone(),
+                        address: self.targets[slot.target].address.clone(),
                         detail: error.to_string(),
                     });
                 }
@@ -427,21 +440,25 @@ impl Inner {
                 .get()
                 .await
                 .map_err(|e| (pool_error(e), Stage::Connect))?;
-            return match with_timeout(timeout, request.send(&mut connection)).await {
+            return match with_timeout(timeout, request.send(&mut *connection)).await {
                 Ok(reply) => Ok(reply),
                 Err(e) => {
                     // Possibly still blocked server-side or broken: never hand it out again.
-                    drop(deadpool_redis::Connection::take(connection));
+                    drop(managed::Object::take(connection));
                     Err((e, Stage::Command))
                 }
             };
         }
-        let mut live = target.lane.get().await.map_err(|e| (e, Stage::Connect))?;
+        let lane = match &target.replica_lane {
+            Some(replicas) if traits.read_only => replicas,
+            _ => &target.lane,
+        };
+        let mut live = lane.get().await.map_err(|e| (e, Stage::Connect))?;
         match with_timeout(timeout, request.send(&mut live.connection)).await {
             Ok(reply) => Ok(reply),
             Err(e) => {
-                if e.is_io_error() {
-                    target.lane.discard(live.generation);
+                if retry::needs_new_connection(&e) {
+                    lane.discard(live.generation);
                 }
                 Err((e, Stage::Command))
             }
@@ -452,7 +469,7 @@ impl Inner {
         Error::StillLoading {
             database: slot.name.clone(),
             db: slot.db,
-            address: self.address.clone(),
+            address: self.targets[slot.target].address.clone(),
             waited,
         }
     }
@@ -469,7 +486,7 @@ impl Inner {
             Some(timeout) if error.is_timeout() => Error::Timeout {
                 database: slot.name.clone(),
                 db: slot.db,
-                address: self.address.clone(),
+                address: self.targets[slot.target].address.clone(),
                 timeout,
                 attempts,
                 resend: if may_resend {
@@ -481,7 +498,7 @@ impl Inner {
             _ => Error::Unreachable {
                 database: slot.name.clone(),
                 db: slot.db,
-                address: self.address.clone(),
+                address: self.targets[slot.target].address.clone(),
                 attempts,
                 source: error,
             },
@@ -563,40 +580,66 @@ impl Drop for Inner {
 }
 
 impl Target {
-    fn new(
-        config: &Config,
-        name: String,
-        db: u32,
-        max_connections: Option<usize>,
-    ) -> Result<Target, Error> {
-        let counters = Arc::new(Counters::new());
-        let invalid = |e: RedisError| Error::Unreachable {
-            database: name.clone(),
-            db,
-            address: config.connection.display_address(),
+    fn new(config: &Config, owner: &redis_db_config::Database) -> Result<Target, Error> {
+        let (connection, topology) = config.endpoint_of(owner);
+        let address = connector::describe(connection, topology);
+        let invalid = |source: RedisError| Error::Unreachable {
+            database: owner.name.clone(),
+            db: owner.db,
+            address: address.clone(),
             attempts: 0,
-            source: e,
+            source,
         };
-        let endpoint = pool::endpoint(config, db).map_err(invalid)?;
+        let counters = Arc::new(Counters::new());
+        let connection_config = pool::connection_config(config);
+        let lane_for = |role: Role| -> Result<Lane, Error> {
+            let connector =
+                Connector::new(config, connection, topology, owner.db, role).map_err(invalid)?;
+            Ok(Lane::new(
+                Arc::new(connector),
+                connection_config.clone(),
+                config.connect_timeout,
+                counters.clone(),
+            ))
+        };
+        let primary = Arc::new(
+            Connector::new(config, connection, topology, owner.db, Role::Primary)
+                .map_err(invalid)?,
+        );
+        let replica_lane = match topology {
+            Topology::Sentinel(s) if s.read_from == ReadFrom::Replica => {
+                Some(lane_for(Role::Replica)?)
+            }
+            Topology::Cluster(c) if c.read_from == ReadFrom::Replica => {
+                Some(lane_for(Role::Replica)?)
+            }
+            _ => None,
+        };
+        let max_size = owner.max_connections.unwrap_or(config.max_connections);
         let pool = pool::exclusive_pool(
-            &endpoint,
-            max_connections.unwrap_or(config.max_connections),
+            primary.clone(),
+            connection_config.clone(),
+            max_size,
             config,
             counters.clone(),
         )
         .map_err(invalid)?;
         Ok(Target {
             lane: Lane::new(
-                endpoint.client,
-                endpoint.connection_config,
+                primary,
+                connection_config,
+                config.connect_timeout,
                 counters.clone(),
             ),
+            replica_lane,
             pool,
             breaker: Breaker::new(config.circuit_breaker),
             readiness: Readiness::default(),
             counters,
-            name,
-            db,
+            name: owner.name.clone(),
+            db: owner.db,
+            endpoint: owner.endpoint.clone(),
+            address,
         })
     }
 }
@@ -618,8 +661,8 @@ pub(crate) async fn with_timeout<T>(
     }
 }
 
-pub(crate) fn pool_error(error: deadpool_redis::PoolError) -> RedisError {
-    use deadpool_redis::PoolError;
+pub(crate) fn pool_error(error: managed::PoolError<RedisError>) -> RedisError {
+    use managed::PoolError;
     match error {
         PoolError::Backend(e) => e,
         PoolError::Timeout(kind) => RedisError::from(std::io::Error::new(

@@ -8,7 +8,9 @@ use redis::{Cmd, FromRedisValue, Pipeline, RedisError, RedisFuture, Value};
 
 use crate::core::{pool_error, with_timeout, Inner, Reply, Request};
 use crate::error::Error;
+use crate::pool::PooledLink;
 use crate::retry::{self, Stage, Verdict};
+use deadpool::managed::{self, PoolError, TimeoutType};
 
 /// One database of a client. Cheap to clone. Implements [`redis::aio::ConnectionLike`], so every
 /// [`redis::AsyncCommands`] method and [`redis::Pipeline::query_async`] work on it; each call
@@ -26,7 +28,7 @@ impl std::fmt::Debug for Handle {
         f.debug_struct("Handle")
             .field("database", &slot.name)
             .field("db", &slot.db)
-            .field("address", &self.inner.address)
+            .field("address", &self.inner.slot(self.position).1.address)
             .finish()
     }
 }
@@ -86,11 +88,11 @@ impl Handle {
                         connection: Some(connection),
                     })
                 }
-                Err(deadpool_redis::PoolError::Timeout(deadpool_redis::TimeoutType::Wait)) => {
+                Err(PoolError::Timeout(TimeoutType::Wait)) => {
                     return Err(Error::PoolExhausted {
                         database: slot.name.clone(),
                         db: slot.db,
-                        address: self.inner.address.clone(),
+                        address: target.address.clone(),
                         max_size: target.pool.status().max_size,
                         waited: self.inner.config.timeout,
                     })
@@ -107,7 +109,7 @@ impl Handle {
                     return Err(Error::Unreachable {
                         database: slot.name.clone(),
                         db: slot.db,
-                        address: self.inner.address.clone(),
+                        address: target.address.clone(),
                         attempts,
                         source: error,
                     });
@@ -179,7 +181,7 @@ impl ConnectionLike for Handle {
 pub struct Connection {
     inner: Arc<Inner>,
     position: usize,
-    connection: Option<deadpool_redis::Connection>,
+    connection: Option<PooledLink>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -203,12 +205,12 @@ impl Connection {
                 "connection was discarded after a failure",
             )));
         };
-        let result = with_timeout(timeout, request.send(connection)).await;
+        let result = with_timeout(timeout, request.send(&mut **connection)).await;
         let error = result.as_ref().err();
         if error.is_some_and(|e| e.is_io_error()) {
             // Broken or timed out mid-reply: the connection's state is unknown, so drop it.
             if let Some(broken) = self.connection.take() {
-                drop(deadpool_redis::Connection::take(broken));
+                drop(managed::Object::take(broken));
             }
         }
         target.counters.record_call(

@@ -5,8 +5,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client, PushKind, RedisError};
+use std::time::Duration;
+
+use redis::{AsyncConnectionConfig, RedisError};
+
+use crate::connector::{Connector, Link};
 
 use crate::stats::Counters;
 
@@ -14,7 +17,7 @@ use crate::stats::Counters;
 /// that one and not a fresh one another caller already installed.
 #[derive(Clone)]
 pub(crate) struct LaneConnection {
-    pub connection: MultiplexedConnection,
+    pub connection: Link,
     pub generation: u64,
     /// Cleared by the connection's driver the moment it sees the socket close (RESP3
     /// disconnection notice). Checked before every send, so that a connection the server
@@ -24,8 +27,10 @@ pub(crate) struct LaneConnection {
 }
 
 pub(crate) struct Lane {
-    client: Client,
+    connector: Arc<Connector>,
     config: AsyncConnectionConfig,
+    /// Budget of one connect, sentinel discovery included.
+    connect_timeout: Duration,
     current: Mutex<Option<LaneConnection>>,
     /// Serialises reconnection so that a burst of callers opens one connection, not hundreds.
     connecting: tokio::sync::Mutex<()>,
@@ -37,10 +42,16 @@ pub(crate) struct Lane {
 }
 
 impl Lane {
-    pub fn new(client: Client, config: AsyncConnectionConfig, counters: Arc<Counters>) -> Self {
+    pub fn new(
+        connector: Arc<Connector>,
+        config: AsyncConnectionConfig,
+        connect_timeout: Duration,
+        counters: Arc<Counters>,
+    ) -> Self {
         Self {
-            client,
+            connector,
             config,
+            connect_timeout,
             current: Mutex::new(None),
             connecting: tokio::sync::Mutex::new(()),
             generation: AtomicU64::new(0),
@@ -61,20 +72,20 @@ impl Lane {
             return Ok(live);
         }
         let alive = Arc::new(AtomicBool::new(true));
-        let flag = alive.clone();
-        let config = self
-            .config
-            .clone()
-            .set_push_sender(move |push: redis::PushInfo| {
-                if push.kind == PushKind::Disconnection {
-                    flag.store(false, Ordering::Release);
-                }
-                Ok::<(), std::convert::Infallible>(())
-            });
-        let connection = self
-            .client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await?;
+        let connection = tokio::time::timeout(
+            self.connect_timeout,
+            self.connector.connect(&self.config, Some(alive.clone())),
+        )
+        .await
+        .map_err(|_| {
+            RedisError::from(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!(
+                    "no connection within {:?} (connect_timeout)",
+                    self.connect_timeout
+                ),
+            ))
+        })??;
         self.counters.connection_created();
         let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
         let live = LaneConnection {

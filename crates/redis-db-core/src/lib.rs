@@ -8,6 +8,7 @@ pub mod blocking;
 mod breaker;
 mod builder;
 mod command;
+mod connector;
 mod core;
 mod error;
 mod handle;

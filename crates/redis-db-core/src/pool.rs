@@ -1,97 +1,75 @@
-//! Connection set-up shared by the lane and the exclusive pool: address, credentials, database
-//! number, timeouts and TCP settings (TCP_NODELAY and keepalive) on every socket.
+//! The pool of exclusive connections (`Handle::connection()`, blocking commands): deadpool over
+//! our own small manager, so that every topology's connections are built by the one
+//! `Connector` with the same timeouts and TCP settings. (`deadpool-redis`'s managers cannot take
+//! TCP settings for cluster or sentinel connections — deadpool issue 452 — and would be a
+//! second way to open connections.)
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use deadpool_redis::{Hook, Manager, Pool, Runtime, Timeouts};
-use redis::io::tcp::{socket2::TcpKeepalive, TcpSettings};
-use redis::{
-    AsyncConnectionConfig, Client, ConnectionAddr, ConnectionInfo, IntoConnectionInfo,
-    ProtocolVersion, RedisConnectionInfo, RedisError,
-};
-use redis_db_config::{Config, Connection};
+use deadpool::managed::{self, Metrics, RecycleError, RecycleResult, Timeouts};
+use deadpool::Runtime;
+use redis::{AsyncConnectionConfig, RedisError};
+use redis_db_config::Config;
 
+use crate::connector::{Connector, Link};
 use crate::stats::Counters;
 
-/// What a target needs to open connections.
-pub(crate) struct Endpoint {
-    pub client: Client,
-    pub connection_config: AsyncConnectionConfig,
-    pub info: ConnectionInfo,
+pub(crate) type Pool = managed::Pool<LinkManager>;
+pub(crate) type PooledLink = managed::Object<LinkManager>;
+
+pub(crate) struct LinkManager {
+    connector: Arc<Connector>,
+    config: AsyncConnectionConfig,
+    counters: Arc<Counters>,
+    ping_number: AtomicUsize,
 }
 
-pub(crate) fn endpoint(config: &Config, db: u32) -> Result<Endpoint, RedisError> {
-    let info = connection_info(&config.connection, config, db)?;
-    let client = Client::open(info.clone())?;
-    // No response timeout here: every call gets its own deadline (its database's timeout plus
-    // the block time of blocking commands), which a per-connection setting cannot express.
-    let connection_config = AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(config.connect_timeout))
-        .set_response_timeout(None);
-    Ok(Endpoint {
-        client,
-        connection_config,
-        info,
-    })
-}
+impl managed::Manager for LinkManager {
+    type Type = Link;
+    type Error = RedisError;
 
-fn connection_info(
-    connection: &Connection,
-    config: &Config,
-    db: u32,
-) -> Result<ConnectionInfo, RedisError> {
-    let addr = if connection.tls {
-        ConnectionAddr::TcpTls {
-            host: connection.host.clone(),
-            port: connection.port,
-            insecure: false,
-            tls_params: None,
+    async fn create(&self) -> Result<Link, RedisError> {
+        let link = self.connector.connect(&self.config, None).await?;
+        self.counters.pool_connection_created();
+        Ok(link)
+    }
+
+    async fn recycle(&self, link: &mut Link, _: &Metrics) -> RecycleResult<RedisError> {
+        // As deadpool-redis does: drop any WATCH a previous user left, and prove the connection
+        // answers (a numbered PING, so a stale reply cannot pass).
+        let number = self.ping_number.fetch_add(1, Ordering::Relaxed).to_string();
+        let (echo,): (String,) = redis::pipe()
+            .cmd("UNWATCH")
+            .ignore()
+            .cmd("PING")
+            .arg(&number)
+            .query_async(link)
+            .await?;
+        if echo == number {
+            Ok(())
+        } else {
+            Err(RecycleError::message(
+                "PING answered with another connection's reply",
+            ))
         }
-    } else {
-        ConnectionAddr::Tcp(connection.host.clone(), connection.port)
-    };
-    // RESP3, so that the shared lane learns of a closed socket from the driver before it sends
-    // (see `lane::LaneConnection::alive`). Every connection speaks it, so replies have one shape
-    // whichever road a call takes.
-    let mut redis = RedisConnectionInfo::default()
-        .set_db(i64::from(db))
-        .set_protocol(ProtocolVersion::RESP3);
-    if let Some(username) = &connection.username {
-        redis = redis.set_username(username);
     }
-    if let Some(password) = &connection.password {
-        redis = redis.set_password(password.expose());
-    }
-    Ok(addr
-        .into_connection_info()?
-        .set_redis_settings(redis)
-        .set_tcp_settings(tcp_settings(config)))
 }
 
-fn tcp_settings(config: &Config) -> TcpSettings {
-    let keepalive = TcpKeepalive::new()
-        .with_time(config.keepalive.idle)
-        .with_interval(config.keepalive.interval)
-        .with_retries(config.keepalive.count);
-    TcpSettings::default()
-        .set_nodelay(true)
-        .set_keepalive(keepalive)
-}
-
-/// The pool of exclusive connections for `connection()` and blocking commands.
 pub(crate) fn exclusive_pool(
-    endpoint: &Endpoint,
+    connector: Arc<Connector>,
+    connection_config: AsyncConnectionConfig,
     max_size: usize,
     config: &Config,
     counters: Arc<Counters>,
 ) -> Result<Pool, RedisError> {
-    let manager =
-        Manager::new_with_config(endpoint.info.clone(), endpoint.connection_config.clone())?;
-    let created = Hook::sync_fn(move |_, _| {
-        counters.pool_connection_created();
-        Ok(())
-    });
+    let manager = LinkManager {
+        connector,
+        config: connection_config,
+        counters,
+        ping_number: AtomicUsize::new(0),
+    };
     Pool::builder(manager)
         .max_size(max_size.max(1))
         .runtime(Runtime::Tokio1)
@@ -100,9 +78,17 @@ pub(crate) fn exclusive_pool(
             create: Some(config.connect_timeout + Duration::from_millis(100)),
             recycle: Some(config.timeout),
         })
-        .post_create(created)
         .build()
         .map_err(|e| {
             RedisError::from((redis::ErrorKind::InvalidClientConfig, "pool", e.to_string()))
         })
+}
+
+/// No response timeout on the connections: every call gets its own deadline (its database's
+/// timeout plus the block time of blocking commands), which one per-connection setting cannot
+/// express.
+pub(crate) fn connection_config(config: &Config) -> AsyncConnectionConfig {
+    AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(config.connect_timeout))
+        .set_response_timeout(None)
 }

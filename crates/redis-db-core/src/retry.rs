@@ -37,21 +37,36 @@ pub(crate) enum Verdict {
 pub(crate) fn classify(error: &RedisError, stage: Stage) -> Verdict {
     match error.kind() {
         ErrorKind::Server(ServerErrorKind::BusyLoading) => Verdict::WaitForLoading,
-        ErrorKind::Server(ServerErrorKind::TryAgain | ServerErrorKind::MasterDown) => {
-            Verdict::RetryAny
-        }
+        // Refused without running it: a master link down, a cluster slot moving or in
+        // migration, a write that reached a replica demoted by a failover.
+        ErrorKind::Server(
+            ServerErrorKind::TryAgain
+            | ServerErrorKind::MasterDown
+            | ServerErrorKind::Moved
+            | ServerErrorKind::Ask
+            | ServerErrorKind::ClusterDown
+            | ServerErrorKind::ReadOnly,
+        ) => Verdict::RetryAny,
         ErrorKind::AuthenticationFailed => Verdict::Authentication,
         ErrorKind::Server(ServerErrorKind::NoPerm) if stage == Stage::Connect => {
             Verdict::Authentication
         }
         _ if is_auth_message(error) => Verdict::Authentication,
         _ if is_db_out_of_range(error) => Verdict::DatabaseOutOfRange,
-        ErrorKind::Io | ErrorKind::Parse | ErrorKind::ClusterConnectionNotFound => match stage {
-            Stage::Connect => Verdict::RetryAny,
-            Stage::Command => Verdict::RetryIfReadOnly,
-        },
+        // Nothing was sent: no node connection to send it on.
+        ErrorKind::ClusterConnectionNotFound => Verdict::RetryAny,
+        ErrorKind::InvalidClientConfig | ErrorKind::EmptySentinelList => Verdict::CommandError,
+        // Anything else while connecting (I/O, timeouts, sentinels mid-failover) sent nothing.
+        _ if stage == Stage::Connect => Verdict::RetryAny,
+        ErrorKind::Io | ErrorKind::Parse => Verdict::RetryIfReadOnly,
         _ => Verdict::CommandError,
     }
+}
+
+/// Whether the connection that produced `error` must be replaced: it broke, or (READONLY) it
+/// points at a node that is no longer the master.
+pub(crate) fn needs_new_connection(error: &RedisError) -> bool {
+    error.is_io_error() || error.kind() == ErrorKind::Server(ServerErrorKind::ReadOnly)
 }
 
 fn is_auth_message(error: &RedisError) -> bool {

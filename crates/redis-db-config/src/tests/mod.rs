@@ -5,6 +5,7 @@ mod overlay;
 mod robustness;
 mod rules;
 mod seed;
+mod topology;
 
 use crate::{parse_str, ConfigError, Location};
 

@@ -137,7 +137,7 @@ fn overlay_has_the_same_key_and_type_checks() {
         1,
         10,
     );
-    one("sentinel: {}\n", "unknown key `sentinel`", 1, 1);
+    one("sentinal: {}\n", "unknown key `sentinal`", 1, 1);
     one(
         "url: redis://h:1\nport: 2\n",
         "use either url or host/port",

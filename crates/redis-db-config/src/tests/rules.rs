@@ -126,24 +126,6 @@ fn unknown_database_key_names_the_database() {
 }
 
 #[test]
-fn topologies_are_rejected_until_supported() {
-    let text = with("sentinel:\n  master: m\ncluster: {}\nendpoints: {}\n")
-        .replace("    db: 0\n", "    db: 0\n    endpoint: other\n");
-    for (key, line, column) in [
-        ("sentinel", 5, 1),
-        ("cluster", 7, 1),
-        ("endpoints", 8, 1),
-        ("endpoint", 4, 5),
-    ] {
-        let e = error_at(&text, &format!("unknown key `{key}`"), line, column);
-        assert_eq!(
-            e.help,
-            Some(format!("`{key}` is not supported yet; remove it"))
-        );
-    }
-}
-
-#[test]
 fn unknown_keys_in_sections() {
     error_at(
         &with("readiness:\n  max_wait: 3\n  wait: 1\n"),

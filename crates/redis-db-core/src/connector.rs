@@ -1,0 +1,250 @@
+//! How a target opens connections, per topology: a standalone server, the master (or a
+//! replica) that sentinels name, or a Redis Cluster. Every road applies the same timeouts and
+//! TCP settings (TCP_NODELAY, keepalive) and speaks RESP3.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::{ConnectionLike, MultiplexedConnection};
+use redis::cluster::{ClusterClient, ClusterClientBuilder};
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_read_routing::RandomReplicaStrategy;
+use redis::io::tcp::{socket2::TcpKeepalive, TcpSettings};
+use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
+use redis::{
+    AsyncConnectionConfig, Client, Cmd, ConnectionAddr, IntoConnectionInfo, Pipeline,
+    ProtocolVersion, PushKind, RedisConnectionInfo, RedisError, RedisFuture, TlsMode, Value,
+};
+use redis_db_config::{Config, Connection, NodeAddress, ReadFrom, Topology};
+
+/// Which node of an endpoint a connection goes to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// The master (or the standalone server, or the cluster's masters).
+    Primary,
+    /// A replica, for read-only commands when `read_from: replica`.
+    Replica,
+}
+
+pub(crate) enum Connector {
+    Standalone(Client),
+    /// `SentinelClient` asks the sentinels on every connect, so a reconnect after a failover
+    /// finds the new master. It needs `&mut`, hence the lock (held only while connecting).
+    Sentinel(tokio::sync::Mutex<SentinelClient>),
+    Cluster(ClusterClient),
+}
+
+/// An open connection of any topology. Both kinds multiplex: clones share one socket (per node).
+#[derive(Clone)]
+pub(crate) enum Link {
+    Node(MultiplexedConnection),
+    Cluster(ClusterConnection),
+}
+
+impl Connector {
+    pub fn new(
+        config: &Config,
+        connection: &Connection,
+        topology: &Topology,
+        db: u32,
+        role: Role,
+    ) -> Result<Self, RedisError> {
+        let tcp = tcp_settings(config);
+        match topology {
+            Topology::Standalone => {
+                let info = address(&connection.host, connection.port, connection.tls)
+                    .into_connection_info()?
+                    .set_redis_settings(node_settings(connection, db))
+                    .set_tcp_settings(tcp);
+                Ok(Connector::Standalone(Client::open(info)?))
+            }
+            Topology::Sentinel(sentinel) => {
+                let server_type = match role {
+                    Role::Primary => SentinelServerType::Master,
+                    Role::Replica => SentinelServerType::Replica,
+                };
+                let nodes = sentinel
+                    .nodes
+                    .iter()
+                    .map(|n| address(&n.host, n.port, false));
+                let mut builder =
+                    SentinelClientBuilder::new(nodes, &sentinel.master_name, server_type)?
+                        .set_client_to_redis_db(i64::from(db))
+                        .set_client_to_redis_protocol(ProtocolVersion::RESP3)
+                        .set_client_to_redis_tcp_settings(tcp.clone())
+                        .set_client_to_sentinel_tcp_settings(tcp);
+                if connection.tls {
+                    builder = builder.set_client_to_redis_tls_mode(TlsMode::Secure);
+                }
+                if let Some(username) = &connection.username {
+                    builder = builder.set_client_to_redis_username(username);
+                }
+                if let Some(password) = &connection.password {
+                    builder = builder.set_client_to_redis_password(password.expose());
+                }
+                if let Some(username) = &sentinel.username {
+                    builder = builder.set_client_to_sentinel_username(username);
+                }
+                if let Some(password) = &sentinel.password {
+                    builder = builder.set_client_to_sentinel_password(password.expose());
+                }
+                Ok(Connector::Sentinel(tokio::sync::Mutex::new(
+                    builder.build()?,
+                )))
+            }
+            Topology::Cluster(cluster) => {
+                let nodes: Vec<_> = cluster
+                    .nodes
+                    .iter()
+                    .map(|n| address(&n.host, n.port, connection.tls))
+                    .collect();
+                let mut builder = ClusterClientBuilder::new(nodes)
+                    .use_protocol(ProtocolVersion::RESP3)
+                    .tcp_settings(tcp)
+                    .connection_timeout(config.connect_timeout)
+                    // Our own attempt loop times every call out (with blocking commands' block
+                    // time added) and decides what may be re-sent; the cluster driver keeps
+                    // only redirects (see `retry::classify`), so it must not retry on its own.
+                    .response_timeout(Duration::from_secs(24 * 3600))
+                    .overall_response_timeout(None)
+                    .retries(0);
+                if cluster.numbered_databases {
+                    builder = builder.database_id(i64::from(db));
+                }
+                if cluster.read_from == ReadFrom::Replica && role == Role::Replica {
+                    builder = builder.read_routing_strategy(RandomReplicaStrategy);
+                }
+                if let Some(username) = &connection.username {
+                    builder = builder.username(username);
+                }
+                if let Some(password) = &connection.password {
+                    builder = builder.password(password.expose());
+                }
+                if connection.tls {
+                    builder = builder.tls(TlsMode::Secure);
+                }
+                Ok(Connector::Cluster(builder.build()?))
+            }
+        }
+    }
+
+    /// Opens a connection. `alive` is cleared when a node connection's driver sees the socket
+    /// close (a cluster connection reconnects its nodes itself).
+    pub async fn connect(
+        &self,
+        config: &AsyncConnectionConfig,
+        alive: Option<Arc<AtomicBool>>,
+    ) -> Result<Link, RedisError> {
+        let config = match alive {
+            Some(flag) => config
+                .clone()
+                .set_push_sender(move |push: redis::PushInfo| {
+                    if push.kind == PushKind::Disconnection {
+                        flag.store(false, Ordering::Release);
+                    }
+                    Ok::<(), std::convert::Infallible>(())
+                }),
+            None => config.clone(),
+        };
+        match self {
+            Connector::Standalone(client) => Ok(Link::Node(
+                client
+                    .get_multiplexed_async_connection_with_config(&config)
+                    .await?,
+            )),
+            Connector::Sentinel(client) => {
+                let mut client = client.lock().await;
+                Ok(Link::Node(
+                    client.get_async_connection_with_config(&config).await?,
+                ))
+            }
+            Connector::Cluster(client) => Ok(Link::Cluster(client.get_async_connection().await?)),
+        }
+    }
+}
+
+/// How an endpoint is named in messages, without credentials.
+pub(crate) fn describe(connection: &Connection, topology: &Topology) -> String {
+    let list = |nodes: &[NodeAddress]| {
+        nodes
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    match topology {
+        Topology::Standalone => connection.display_address(),
+        Topology::Sentinel(s) => {
+            format!("sentinel master `{}` via {}", s.master_name, list(&s.nodes))
+        }
+        Topology::Cluster(c) => format!("cluster {}", list(&c.nodes)),
+    }
+}
+
+fn address(host: &str, port: u16, tls: bool) -> ConnectionAddr {
+    if tls {
+        ConnectionAddr::TcpTls {
+            host: host.to_owned(),
+            port,
+            insecure: false,
+            tls_params: None,
+        }
+    } else {
+        ConnectionAddr::Tcp(host.to_owned(), port)
+    }
+}
+
+fn node_settings(connection: &Connection, db: u32) -> RedisConnectionInfo {
+    // RESP3, so that the shared lane learns of a closed socket from the driver before it sends
+    // (see `lane::LaneConnection::alive`). Every connection speaks it, so replies have one shape
+    // whichever road a call takes.
+    let mut settings = RedisConnectionInfo::default()
+        .set_db(i64::from(db))
+        .set_protocol(ProtocolVersion::RESP3);
+    if let Some(username) = &connection.username {
+        settings = settings.set_username(username);
+    }
+    if let Some(password) = &connection.password {
+        settings = settings.set_password(password.expose());
+    }
+    settings
+}
+
+fn tcp_settings(config: &Config) -> TcpSettings {
+    let keepalive = TcpKeepalive::new()
+        .with_time(config.keepalive.idle)
+        .with_interval(config.keepalive.interval)
+        .with_retries(config.keepalive.count);
+    TcpSettings::default()
+        .set_nodelay(true)
+        .set_keepalive(keepalive)
+}
+
+impl ConnectionLike for Link {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Link::Node(connection) => connection.req_packed_command(cmd),
+            Link::Cluster(connection) => connection.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Link::Node(connection) => connection.req_packed_commands(pipeline, offset, count),
+            Link::Cluster(connection) => connection.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Link::Node(connection) => connection.get_db(),
+            Link::Cluster(connection) => connection.get_db(),
+        }
+    }
+}
