@@ -207,12 +207,9 @@ async fn a_pipeline_made_during_loading_waits_and_succeeds() {
     assert_eq!(pipeline, ("value:1".to_owned(), "value:2".to_owned()));
 }
 
-/// Bug: during LOADING, MULTI is accepted but every queued command gets LOADING and EXEC answers
-/// EXECABORT; redis-rs reports that as `ErrorKind::Server(ExecAbort)` ("Transaction aborted:
-/// [(Index 0, error: BusyLoading ..)]"), which the classifier takes for a command error, so the
-/// caller sees LOADING instead of waiting (core.rs `Request::send`, pipeline arm).
+/// During LOADING, MULTI is accepted but every queued command gets LOADING and EXEC answers
+/// EXECABORT: nothing ran, so the transaction must wait and be sent again, not fail.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: a transaction (atomic pipeline) during LOADING fails with EXECABORT instead of waiting"]
 async fn a_transaction_made_during_loading_waits_and_succeeds() {
     let mut server = RedisServer::start(&[]);
     let db = Db::builder()

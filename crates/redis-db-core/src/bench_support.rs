@@ -3,8 +3,8 @@
 //!
 //! [`CallLayer::call`] does, in the same order, the work `Inner::run` and `run_guarded` add to
 //! every successful call on top of the send itself: the command's traits, the clock reads, the
-//! breaker permit and its success, the retry schedule, the readiness check, the attempt deadline
-//! and the stats record. The shared lane's `get()` and the per-attempt `tokio::time::timeout`
+//! breaker permit and its success, the readiness check, the attempt deadline and the stats
+//! record (the retry schedule is built only on a first retry). The shared lane's `get()` and the per-attempt `tokio::time::timeout`
 //! need a live connection and a runtime, so they are measured by the end-to-end comparison.
 
 use std::hint::black_box;
@@ -71,8 +71,6 @@ impl CallLayer {
         };
         black_box(transition);
         let deadline = traits.deadline(self.timeout);
-        let backoff = retry::backoff(&self.retry);
-        black_box(&backoff);
         if self.readiness.is_loading() {
             return false;
         }
@@ -106,7 +104,7 @@ impl CallLayer {
         black_box(&self.readiness).is_loading()
     }
 
-    /// Building the retry schedule, which `run_guarded` does on every call before the first attempt.
+    /// Building the retry schedule (done on a call's first retry only).
     pub fn backoff(&self) {
         drop(black_box(retry::backoff(black_box(&self.retry))));
     }

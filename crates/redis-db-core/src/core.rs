@@ -96,42 +96,59 @@ impl Request<'_> {
                 pipeline,
                 offset,
                 count,
-            } => {
-                let values = connection
-                    .req_packed_commands(pipeline, *offset, *count)
-                    .await?;
-                match server_refused_all(&values) {
-                    Some(error) => Err(error),
-                    None => Ok(Reply::Values(values)),
+            } => match connection
+                .req_packed_commands(pipeline, *offset, *count)
+                .await
+            {
+                Ok(values) => {
+                    let errors = values.iter().map(|value| match value {
+                        Value::ServerError(error) => Some(RedisError::from(error.clone())),
+                        _ => None,
+                    });
+                    match refused_without_running(errors.collect()) {
+                        Some(error) => Err(error),
+                        None => Ok(Reply::Values(values)),
+                    }
                 }
-            }
+                // A transaction whose queued commands were all refused (e.g. LOADING) comes
+                // back as EXECABORT: nothing in it ran.
+                Err(error)
+                    if error.kind()
+                        == redis::ErrorKind::Server(redis::ServerErrorKind::ExecAbort) =>
+                {
+                    let queued = error.clone().into_server_errors().unwrap_or_default();
+                    let errors = queued
+                        .iter()
+                        .map(|(_, e)| Some(RedisError::from(e.clone())));
+                    Err(refused_without_running(errors.collect()).unwrap_or(error))
+                }
+                Err(error) => Err(error),
+            },
         }
     }
 }
 
-/// A pipeline whose every reply is an error and one says the server did not run it at all
-/// (`LOADING`, `TRYAGAIN`, `MASTERDOWN`): the whole pipeline may be sent again. Any other mix
-/// is the commands' own business and returned as replies.
-fn server_refused_all(values: &[Value]) -> Option<RedisError> {
+/// When every reply of a pipeline is an error saying the server did not run the command
+/// (`LOADING`, `TRYAGAIN`, `MASTERDOWN`), the whole pipeline may be sent again: returns that
+/// error. Any other mix is the commands' own business (`None`: returned as replies).
+fn refused_without_running(errors: Vec<Option<RedisError>>) -> Option<RedisError> {
     use redis::{ErrorKind, ServerErrorKind};
-    if values.is_empty() || !values.iter().all(|v| matches!(v, Value::ServerError(_))) {
-        return None;
-    }
-    values.iter().find_map(|value| match value {
-        Value::ServerError(error) => {
-            let error: RedisError = error.clone().into();
+    let not_run = |error: &Option<RedisError>| {
+        error.as_ref().is_some_and(|e| {
             matches!(
-                error.kind(),
+                e.kind(),
                 ErrorKind::Server(
                     ServerErrorKind::BusyLoading
                         | ServerErrorKind::TryAgain
                         | ServerErrorKind::MasterDown
                 )
             )
-            .then_some(error)
-        }
-        _ => None,
-    })
+        })
+    };
+    if errors.is_empty() || !errors.iter().all(not_run) {
+        return None;
+    }
+    errors.into_iter().next().flatten()
 }
 
 /// The connected runtime shared by every clone of a generated client. Cheap to clone.

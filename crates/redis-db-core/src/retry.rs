@@ -187,6 +187,19 @@ mod tests {
     }
 
     #[test]
+    fn broken_and_demoted_connections_are_replaced() {
+        assert!(needs_new_connection(&io_error(
+            io::ErrorKind::ConnectionReset
+        )));
+        assert!(needs_new_connection(&server_error(
+            "READONLY You can't write against a read only replica."
+        )));
+        assert!(!needs_new_connection(&server_error(
+            "WRONGTYPE Operation against a key"
+        )));
+    }
+
+    #[test]
     fn backoff_grows_is_capped_and_stops_after_the_attempts() {
         let retry = Retry {
             attempts: 6,
