@@ -432,10 +432,30 @@ impl Chaos<'_> {
                 format!("slept {sleep:?}")
             }
             Fault::Loading => {
+                // Compact the AOF first, so that the window is the per-key delay of the base
+                // file and not a replay of every ledger write so far: about 3 s (10 µs a key,
+                // inside readiness.max_wait) or about 6 s (20 µs, past it: `StillLoading`).
+                let delay_us = LOADING_DELAY_US * (1 + self.rng.below(2) as u32);
+                let mut raw = control(port);
+                // "already in progress" is as good: the wait below covers it.
+                let _: redis::RedisResult<String> = redis::cmd("BGREWRITEAOF").query(&mut raw);
+                let rewrite = Instant::now();
+                while info_field(&mut raw, "persistence", "aof_rewrite_in_progress").as_deref()
+                    != Some("0")
+                    || info_field(&mut raw, "persistence", "aof_rewrite_scheduled").as_deref()
+                        != Some("0")
+                {
+                    assert!(
+                        rewrite.elapsed() < Duration::from_secs(60),
+                        "AOF rewrite did not finish"
+                    );
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                drop(raw);
                 let started = Instant::now();
                 self.server.restart_with(&[
                     "--key-load-delay",
-                    &LOADING_DELAY_US.to_string(),
+                    &delay_us.to_string(),
                     "--loading-process-events-interval-bytes",
                     "1024",
                 ]);
@@ -459,7 +479,7 @@ impl Chaos<'_> {
                 if let Some(window) = window {
                     self.loading_windows.push(window);
                 }
-                format!("LOADING window {window:?}")
+                format!("{delay_us} µs a key, LOADING window {window:?}")
             }
             Fault::MaxClients => {
                 let holders = 4;

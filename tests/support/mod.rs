@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 pub mod proxy;
+pub mod topology;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,334 @@
+//! The SDK on a Sentinel-managed master (CONTRACT section 6): a master, two replicas and three
+//! sentinels, all real processes spawned by the harness.
+//!
+//! What "acknowledged" may honestly promise: replication is asynchronous, and a failover
+//! (forced with `SENTINEL FAILOVER`, or after a crash) promotes a replica that may not have
+//! received the last writes the old master acknowledged. So the ledger has two kinds of writes:
+//! plain `RPUSH` on the shared connection (the SDK's `Ok` only), and the pipeline
+//! `RPUSH; WAIT 2 500` on one connection, confirmed when `WAIT` says both replicas have it.
+//! A confirmed write is on every replica, whichever is promoted, and must survive; so must every
+//! write sent after the failover (served by the new master, which nothing replaces). Plain acks
+//! from just before the failover may be lost by Redis itself; the tests count and print them.
+
+mod support;
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use redis_db::config::{NodeAddress, ReadFrom, Sentinel, Topology};
+use redis_db::redis::AsyncCommands;
+use support::topology::{raw_at, LoadLog, SentinelProcess, SentinelSet, WriteLoad, MASTER_NAME};
+use support::RedisServer;
+
+#[redis_db::databases(config = "tests/fixtures/sentinel.yaml")]
+pub enum Db {}
+
+fn nodes(addresses: &[String]) -> Vec<NodeAddress> {
+    addresses
+        .iter()
+        .map(|a| a.parse().expect("host:port"))
+        .collect()
+}
+
+fn sentinel_topology(addresses: &[String], master_name: &str, read_from: ReadFrom) -> Topology {
+    Topology::Sentinel(Sentinel {
+        master_name: master_name.to_owned(),
+        nodes: nodes(addresses),
+        username: None,
+        password: None,
+        read_from,
+    })
+}
+
+async fn connect(set: &SentinelSet, read_from: ReadFrom) -> DbClient {
+    let topology = sentinel_topology(&set.sentinel_addresses(), MASTER_NAME, read_from);
+    Db::builder()
+        .ignore_environment()
+        .configure(move |c| {
+            c.topology = topology;
+            // Enough retries to ride out a failover step; short enough to keep the load moving.
+            c.retry.attempts = 5;
+        })
+        .connect()
+        .await
+        .expect("connect through the sentinels")
+}
+
+fn ledger_key(task: usize, _seq: u64) -> String {
+    format!("ledger:{task}")
+}
+
+/// Every value of every ledger list on the node at `port`, db 0.
+fn ledger_on(port: u16, log: &LoadLog) -> HashSet<String> {
+    let mut raw = raw_at(port, 0).expect("raw connection to the new master");
+    let mut values = HashSet::new();
+    for key in log.keys() {
+        let list: Vec<String> = redis::cmd("LRANGE")
+            .arg(&key)
+            .arg(0)
+            .arg(-1)
+            .query(&mut raw)
+            .unwrap();
+        values.extend(list);
+    }
+    values
+}
+
+/// Checks the ledger on the new master after a failover at `event`, whose new master was
+/// announced at `announced`, and returns the report lines.
+fn check_ledger(log: &LoadLog, new_master: u16, event: Instant, announced: Instant) -> String {
+    let present = ledger_on(new_master, log);
+    let confirmed: Vec<_> = log.acks.iter().filter(|a| a.confirmed).collect();
+    let lost_confirmed: Vec<_> = confirmed
+        .iter()
+        .filter(|a| !present.contains(&a.value))
+        .map(|a| &a.value)
+        .collect();
+    assert!(
+        lost_confirmed.is_empty(),
+        "writes confirmed by WAIT 2 are missing on the new master :{new_master}: {lost_confirmed:?}"
+    );
+    let after: Vec<_> = log.acks.iter().filter(|a| a.started > announced).collect();
+    let lost_after: Vec<_> = after
+        .iter()
+        .filter(|a| !present.contains(&a.value))
+        .map(|a| &a.value)
+        .collect();
+    assert!(
+        lost_after.is_empty(),
+        "writes acknowledged by the new master :{new_master} are missing: {lost_after:?}"
+    );
+    assert!(
+        !after.is_empty(),
+        "no write acknowledged after the failover"
+    );
+    let plain_before: Vec<_> = log
+        .acks
+        .iter()
+        .filter(|a| !a.confirmed && a.started <= announced)
+        .collect();
+    let lost_plain = plain_before
+        .iter()
+        .filter(|a| !present.contains(&a.value))
+        .count();
+    let near_event = log
+        .acks
+        .iter()
+        .filter(|a| a.acked > event && a.started <= announced)
+        .count();
+    format!(
+        "{} acks ({} confirmed by WAIT 2, {} after the new master), {} failed calls; \
+         unconfirmed acks from before the new master lost by the failover: {lost_plain} of {}; \
+         acks between the event and the announcement: {near_event}",
+        log.acks.len(),
+        confirmed.len(),
+        after.len(),
+        log.failures,
+        plain_before.len()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_database_is_reachable_through_the_sentinels_and_lands_on_the_master() {
+    let set = SentinelSet::start();
+    let db = connect(&set, ReadFrom::Master).await;
+    let master = set.master_port();
+    for (database, number) in [(Db::Main, 0), (Db::Orders, 2), (Db::Archive, 5)] {
+        let _: () = db
+            .database(database)
+            .set("where", format!("{database} in db {number}"))
+            .await
+            .unwrap();
+        let mut raw = raw_at(master, number).unwrap();
+        let on_master: String = redis::cmd("GET").arg("where").query(&mut raw).unwrap();
+        assert_eq!(on_master, format!("{database} in db {number}"));
+    }
+    let via_alias: String = db.orders_view().get("where").await.unwrap();
+    assert_eq!(via_alias, "orders in db 2", "the alias shares db 2");
+    let (a, b): (i64, i64) = redis::pipe()
+        .incr("n", 1)
+        .incr("n", 2)
+        .query_async(&mut db.archive())
+        .await
+        .unwrap();
+    assert_eq!((a, b), (1, 3));
+    // Nothing leaked into other numbers, and the replicas got the same placement.
+    let mut raw1 = raw_at(master, 1).unwrap();
+    let dbsize: i64 = redis::cmd("DBSIZE").query(&mut raw1).unwrap();
+    assert_eq!(dbsize, 0);
+    for replica in [set.nodes[1].port(), set.nodes[2].port()] {
+        RedisServer::wait_for(Duration::from_secs(5), "replicated to db 5", || {
+            let mut raw = raw_at(replica, 5).unwrap();
+            redis::cmd("GET")
+                .arg("n")
+                .query::<Option<i64>>(&mut raw)
+                .unwrap()
+                == Some(3)
+        });
+    }
+    let health = serde_json::to_value(db.health().await).unwrap();
+    for name in ["main", "orders", "orders_view", "archive"] {
+        assert_eq!(health["databases"][name]["state"], "healthy", "{health}");
+    }
+}
+
+/// Runs the ledger load around `disrupt`, which returns (event instant, new master port, time
+/// the new master was announced), then checks the bound and the ledger.
+async fn failover_under_load(
+    name: &str,
+    set: &mut SentinelSet,
+    bound: Duration,
+    disrupt: impl FnOnce(&mut SentinelSet) -> (Instant, u16, Instant),
+) {
+    let db = connect(set, ReadFrom::Master).await;
+    let load = WriteLoad::start(db.main(), 2, 2, 2, ledger_key);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let (event, new_master, announced) = disrupt(set);
+    // Keep writing a while on the new master.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let end = Instant::now();
+    let log = load.stop().await;
+    let (plain_outage, plain_first) = log.outage_after(event, end, true);
+    let (pipelined_outage, pipelined_first) = log.outage_after(event, end, false);
+    let report = check_ledger(&log, new_master, event, announced);
+    eprintln!(
+        "[{name}] new master announced {:?} after the event; longest time without an ack: \
+         plain {plain_outage:?}, pipelined {pipelined_outage:?}; first ack of a write sent \
+         after the event: plain {plain_first:?}, pipelined {pipelined_first:?}; {report}; \
+         first errors: {:?}",
+        announced - event,
+        &log.errors[..log.errors.len().min(6)]
+    );
+    assert!(
+        plain_outage < bound && pipelined_outage < bound,
+        "writes did not resume within {bound:?}: plain {plain_outage:?}, pipelined \
+         {pipelined_outage:?}; errors: {:?}",
+        log.errors
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sentinel_failover_under_write_load_loses_no_confirmed_write() {
+    let mut set = SentinelSet::start();
+    failover_under_load(
+        "SENTINEL FAILOVER",
+        &mut set,
+        Duration::from_secs(8),
+        |set| {
+            let old = set.master_port();
+            let event = Instant::now();
+            set.failover();
+            // The old master comes back as a replica of the new one: 2 replicas again.
+            let new = set.wait_for_new_master(old, Duration::from_secs(15), Some(2));
+            (event, new, Instant::now())
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_master_under_write_load_is_replaced_and_loses_no_confirmed_write() {
+    let mut set = SentinelSet::start();
+    failover_under_load("SIGKILL master", &mut set, Duration::from_secs(12), |set| {
+        let old = set.master_port();
+        let event = Instant::now();
+        set.node(old).kill();
+        let new = set.wait_for_new_master(old, Duration::from_secs(20), Some(1));
+        (event, new, Instant::now())
+    })
+    .await;
+}
+
+fn reset_stats(port: u16) {
+    let mut raw = raw_at(port, 0).unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query(&mut raw)
+        .unwrap();
+}
+
+fn calls(port: u16, command: &str) -> u64 {
+    support::topology::info_field_at(port, "commandstats", &format!("cmdstat_{command}"))
+        .unwrap_or_default()
+        .split(',')
+        .find_map(|kv| kv.strip_prefix("calls="))
+        .map_or(0, |n| n.parse().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_from_replica_serves_reads_from_replicas_and_writes_from_the_master() {
+    let mut set = SentinelSet::start();
+    let db = connect(&set, ReadFrom::Replica).await;
+    let master = set.master_port();
+    let replicas = set.replica_ports(master);
+    for port in std::iter::once(master).chain(replicas.iter().copied()) {
+        reset_stats(port);
+    }
+    let _: () = db.orders().set("item", "on the master").await.unwrap();
+    for &replica in &replicas {
+        RedisServer::wait_for(Duration::from_secs(5), "replicated", || {
+            let mut raw = raw_at(replica, 2).unwrap();
+            redis::cmd("EXISTS")
+                .arg("item")
+                .query::<i64>(&mut raw)
+                .unwrap()
+                == 1
+        });
+    }
+    for _ in 0..40 {
+        let v: String = db.orders().get("item").await.unwrap();
+        assert_eq!(v, "on the master");
+    }
+    let _: i64 = db.orders().incr("counter", 1).await.unwrap();
+    let replica_gets: u64 = replicas.iter().map(|&p| calls(p, "get")).sum();
+    assert_eq!(calls(master, "get"), 0, "no read reached the master");
+    assert!(replica_gets >= 40, "replicas served {replica_gets} GETs");
+    assert_eq!(calls(master, "set"), 1, "the write went to the master");
+    assert_eq!(calls(master, "incr"), 1, "the write went to the master");
+}
+
+async fn connect_error(topology: Topology) -> (String, Duration) {
+    let started = Instant::now();
+    let error = Db::builder()
+        .ignore_environment()
+        .configure(move |c| c.topology = topology)
+        .connect()
+        .await
+        .expect_err("connect must fail");
+    (error.to_string(), started.elapsed())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_sentinels_fail_connect_naming_the_database_and_endpoint() {
+    let addresses = vec![
+        format!("127.0.0.1:{}", support::unused_port()),
+        format!("127.0.0.1:{}", support::unused_port()),
+    ];
+    let (text, took) =
+        connect_error(sentinel_topology(&addresses, MASTER_NAME, ReadFrom::Master)).await;
+    eprintln!("[unreachable sentinels] {took:?}: {text}");
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    assert!(text.contains("`main`"), "{text}");
+    assert!(text.contains("sentinel"), "{text}");
+    assert!(text.contains(MASTER_NAME), "{text}");
+    assert!(text.contains(&addresses[0]), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_master_name_fails_connect_naming_the_database_and_endpoint() {
+    let master = RedisServer::start(&[]);
+    let sentinel = SentinelProcess::start(master.port());
+    let addresses = vec![format!("127.0.0.1:{}", sentinel.port())];
+    let (text, took) = connect_error(sentinel_topology(
+        &addresses,
+        "nosuchmaster",
+        ReadFrom::Master,
+    ))
+    .await;
+    eprintln!("[wrong master name] {took:?}: {text}");
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    assert!(text.contains("`main`"), "{text}");
+    assert!(text.contains("sentinel"), "{text}");
+    assert!(text.contains("nosuchmaster"), "{text}");
+    assert!(text.contains(&addresses[0]), "{text}");
+}
