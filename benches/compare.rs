@@ -520,8 +520,8 @@ async fn drive<O: Op>(
 /// The contenders' clients, connected once and reused by every round.
 struct Clients {
     handle: redis_db::Handle,
-    /// Kept alive: the handle's core lives in it.
-    _db: DbClient,
+    /// The client the handle belongs to; its `stats()` prove every call took the SDK's road.
+    db: DbClient,
     raw: redis::aio::MultiplexedConnection,
     deadpool: deadpool_redis::Pool,
     fred: fred::prelude::Client,
@@ -564,13 +564,24 @@ impl Clients {
         fred.init().await.map_err(|e| format!("fred: {e}"))?;
         Ok(Clients {
             handle: db.main(),
-            _db: db,
+            db,
             raw,
             deadpool,
             fred,
             url: url.to_owned(),
             pipeline: Arc::new(redis_pipeline()),
         })
+    }
+
+    /// The heap size of one call's future on each `ConnectionLike` path (allocated, moved and
+    /// polled on every call).
+    fn future_sizes(&self) -> String {
+        use redis::aio::ConnectionLike;
+        let cmd = redis::cmd("GET").arg(format!("{PREFIX}0")).clone();
+        let (mut handle, mut raw) = (self.handle.clone(), self.raw.clone());
+        let ours = std::mem::size_of_val(&*handle.req_packed_command(&cmd));
+        let theirs = std::mem::size_of_val(&*raw.req_packed_command(&cmd));
+        format!("future of one call: redis-db Handle {ours} bytes, raw MultiplexedConnection {theirs} bytes")
     }
 
     async fn measure(
@@ -947,11 +958,13 @@ fn run(options: Options) -> Result<(), String> {
                 options.rounds,
                 started.elapsed().as_secs_f64()
             );
-            layers.push(
-                tokio::task::spawn_blocking(layer_costs)
-                    .await
-                    .map_err(|e| e.to_string())?,
-            );
+            if options.only.is_empty() || options.only.iter().any(|o| o == "layer") {
+                layers.push(
+                    tokio::task::spawn_blocking(layer_costs)
+                        .await
+                        .map_err(|e| e.to_string())?,
+                );
+            }
             for workload in WORKLOADS {
                 // Rotate the order each round so no contender always runs first or after the C tool.
                 let contenders = workload.contenders();
@@ -983,6 +996,12 @@ fn run(options: Options) -> Result<(), String> {
                 }
             }
         }
+        eprintln!("{}", clients.future_sizes());
+        let totals = clients.db.stats().totals;
+        eprintln!(
+            "redis-db stats: {} calls recorded, {} failures, {} retries, {} connections opened",
+            totals.commands, totals.failures, totals.retries, totals.connections_created
+        );
         Ok::<_, String>((results, layers))
     })?;
     drop(runtime);

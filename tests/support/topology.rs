@@ -705,34 +705,22 @@ impl WriteLoad {
 }
 
 impl LoadLog {
-    /// The longest time after `event` during which no write of the selected kind was
-    /// acknowledged (from `event` to the first ack, or between two acks), and the first ack of
-    /// a write started after `event`.
-    /// `end` is when the load was stopped (a load that never recovered has an outage up to it).
+    /// The longest time after `event` during which no write that `counts` (e.g. a plain write
+    /// still present after the failover) was acknowledged: from `event` to the first such ack,
+    /// between two, or from the last one to `end` (when the load was stopped).
     pub fn outage_after(
         &self,
         event: Instant,
         end: Instant,
-        plain: bool,
-    ) -> (Duration, Option<Duration>) {
+        counts: impl Fn(&Ack) -> bool,
+    ) -> Duration {
         let mut last = event;
         let mut longest = Duration::ZERO;
-        for ack in self
-            .acks
-            .iter()
-            .filter(|a| a.plain == plain && a.acked > event)
-        {
+        for ack in self.acks.iter().filter(|a| a.acked > event && counts(a)) {
             longest = longest.max(ack.acked - last);
             last = ack.acked;
         }
-        longest = longest.max(end.saturating_duration_since(last));
-        let first = self
-            .acks
-            .iter()
-            .filter(|a| a.plain == plain && a.started > event)
-            .map(|a| a.acked - event)
-            .min();
-        (longest, first)
+        longest.max(end.saturating_duration_since(last))
     }
 
     /// The distinct keys written.

@@ -17,7 +17,7 @@ use crate::error::Error;
 use crate::handle::Handle;
 use crate::health::{self, HealthReport};
 use crate::lane::Lane;
-use crate::pool::{self, Pool};
+use crate::pool::{self, Pool, PooledLink};
 use crate::readiness::Readiness;
 use crate::retry::{self, Stage, Verdict};
 use crate::stats::{Counters, DatabaseStats, PoolStats, Stats, Totals};
@@ -67,6 +67,14 @@ pub(crate) enum Request<'a> {
         offset: usize,
         count: usize,
     },
+}
+
+/// Why one attempt failed.
+pub(crate) enum Failure {
+    /// A Redis-level failure, for the classifier.
+    Redis(RedisError, Stage),
+    /// Already the caller's answer: no retry, and nothing learned about the server's health.
+    Final(Error),
 }
 
 /// What a call gets back.
@@ -309,7 +317,11 @@ impl Inner {
                 command: traits.name.clone(),
             })
         } else {
-            self.run_guarded(slot, target, &request, &traits).await
+            let timeout = traits.deadline(slot.timeout);
+            self.guarded(slot, traits.read_only, timeout, || {
+                self.attempt(target, &request, &traits, timeout)
+            })
+            .await
         };
         if record {
             let elapsed = started.elapsed();
@@ -328,13 +340,21 @@ impl Inner {
         result
     }
 
-    async fn run_guarded(
+    /// Breaker, readiness gate and the attempt loop around `attempt`: the policies every call
+    /// and every exclusive-connection checkout pass. `read_only` decides whether a failure after
+    /// sending may be retried; `timeout` is one attempt's limit (for messages).
+    pub async fn guarded<T, Attempt, Fut>(
         &self,
         slot: &Slot,
-        target: &Target,
-        request: &Request<'_>,
-        traits: &CommandTraits,
-    ) -> Result<Reply, Error> {
+        read_only: bool,
+        timeout: Option<Duration>,
+        mut attempt: Attempt,
+    ) -> Result<T, Error>
+    where
+        Attempt: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, Failure>>,
+    {
+        let target = &self.targets[slot.target];
         let (permit, transition) =
             target
                 .breaker
@@ -346,7 +366,6 @@ impl Inner {
                     retry_in: rejected.retry_in,
                 })?;
         log_transition(&slot.name, transition);
-        let attempt_timeout = traits.deadline(slot.timeout);
         let readiness = self.config.readiness;
         let mut loading_deadline: Option<Instant> = None;
         // Built on the first retry only: a call that succeeds pays nothing for it.
@@ -372,13 +391,16 @@ impl Inner {
                 }
             }
             attempts += 1;
-            let (error, stage) = match self.attempt(target, request, traits, attempt_timeout).await
-            {
+            let (error, stage) = match attempt().await {
                 Ok(reply) => {
                     log_transition(&slot.name, permit.succeeded());
                     return Ok(reply);
                 }
-                Err(failure) => failure,
+                Err(Failure::Redis(error, stage)) => (error, stage),
+                Err(Failure::Final(error)) => {
+                    permit.neutral();
+                    return Err(error);
+                }
             };
             let verdict = retry::classify(&error, stage);
             match verdict {
@@ -418,7 +440,7 @@ impl Inner {
                     });
                 }
                 Verdict::RetryAny | Verdict::RetryIfReadOnly => {
-                    let may_resend = verdict == Verdict::RetryAny || traits.read_only;
+                    let may_resend = verdict == Verdict::RetryAny || read_only;
                     if may_resend {
                         let delays =
                             backoff.get_or_insert_with(|| retry::backoff(&self.config.retry));
@@ -430,13 +452,7 @@ impl Inner {
                         }
                     }
                     log_transition(&slot.name, permit.failed(Instant::now()));
-                    return Err(self.connection_failure(
-                        slot,
-                        error,
-                        attempts,
-                        attempt_timeout,
-                        may_resend,
-                    ));
+                    return Err(self.connection_failure(slot, error, attempts, timeout, may_resend));
                 }
             }
         }
@@ -450,19 +466,15 @@ impl Inner {
         request: &Request<'_>,
         traits: &CommandTraits,
         timeout: Option<Duration>,
-    ) -> Result<Reply, (RedisError, Stage)> {
+    ) -> Result<Reply, Failure> {
         if traits.blocks_for.is_some() {
-            let mut connection = target
-                .pool
-                .get()
-                .await
-                .map_err(|e| (pool_error(e), Stage::Connect))?;
+            let mut connection = self.checkout(target).await?;
             return match with_timeout(timeout, request.send(&mut *connection)).await {
                 Ok(reply) => Ok(reply),
                 Err(e) => {
                     // Possibly still blocked server-side or broken: never hand it out again.
                     drop(managed::Object::take(connection));
-                    Err((e, Stage::Command))
+                    Err(Failure::Redis(e, Stage::Command))
                 }
             };
         }
@@ -470,15 +482,38 @@ impl Inner {
             Some(replicas) if traits.read_only => replicas,
             _ => &target.lane,
         };
-        let mut live = lane.get().await.map_err(|e| (e, Stage::Connect))?;
+        let mut live = lane
+            .get()
+            .await
+            .map_err(|e| Failure::Redis(e, Stage::Connect))?;
         match with_timeout(timeout, request.send(&mut live.connection)).await {
             Ok(reply) => Ok(reply),
             Err(e) => {
                 if retry::needs_new_connection(&e) {
                     lane.discard(live.generation);
                 }
-                Err((e, Stage::Command))
+                Err(Failure::Redis(e, Stage::Command))
             }
+        }
+    }
+
+    /// One exclusive connection from the target's pool. A full pool is final (no retry would
+    /// free a slot sooner than the pool's own wait did); other failures happened before anything
+    /// was sent.
+    pub async fn checkout(&self, target: &Target) -> Result<PooledLink, Failure> {
+        match target.pool.get().await {
+            Ok(connection) => Ok(connection),
+            Err(managed::PoolError::Timeout(managed::TimeoutType::Wait)) => {
+                let status = target.pool.status();
+                Err(Failure::Final(Error::PoolExhausted {
+                    database: target.name.clone(),
+                    db: target.db,
+                    address: target.address.clone(),
+                    max_size: status.max_size,
+                    waited: self.config.timeout,
+                }))
+            }
+            Err(error) => Err(Failure::Redis(pool_error(error), Stage::Connect)),
         }
     }
 

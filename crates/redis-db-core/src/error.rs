@@ -159,8 +159,13 @@ impl Error {
     /// command error travels unchanged (its kind and code stay matchable); every other error keeps
     /// this error's full text as the detail.
     pub fn into_redis_error(self) -> redis::RedisError {
+        self.to_redis_error()
+    }
+
+    /// [`Error::into_redis_error`] without consuming the error.
+    pub fn to_redis_error(&self) -> redis::RedisError {
         use redis::ErrorKind;
-        let kind = match &self {
+        let kind = match self {
             Error::Command { source, .. } => return source.clone(),
             Error::Authentication { .. } => ErrorKind::AuthenticationFailed,
             Error::Config(_) | Error::DatabaseOutOfRange { .. } => ErrorKind::InvalidClientConfig,

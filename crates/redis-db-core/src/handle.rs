@@ -6,11 +6,10 @@ use std::time::Instant;
 use redis::aio::ConnectionLike;
 use redis::{Cmd, FromRedisValue, Pipeline, RedisError, RedisFuture, Value};
 
-use crate::core::{pool_error, with_timeout, Inner, Reply, Request};
+use crate::core::{with_timeout, Inner, Reply, Request};
 use crate::error::Error;
 use crate::pool::PooledLink;
-use crate::retry::{self, Stage, Verdict};
-use deadpool::managed::{self, PoolError, TimeoutType};
+use deadpool::managed;
 
 /// One database of a client. Cheap to clone. Implements [`redis::aio::ConnectionLike`], so every
 /// [`redis::AsyncCommands`] method and [`redis::Pipeline::query_async`] work on it; each call
@@ -61,13 +60,20 @@ impl Handle {
         T::from_redis_value(value).map_err(|e| self.command_error(e.into()))
     }
 
-    /// Runs a pipeline (or a `.atomic()` transaction) and converts the replies.
+    /// Runs a pipeline (or a `.atomic()` transaction) and converts the replies, with the SDK's
+    /// [`Error`] (circuit open, timeout, ...) rather than its `redis::RedisError` rendering.
     pub async fn query_pipeline<T: FromRedisValue>(&self, pipeline: &Pipeline) -> Result<T, Error> {
-        let mut handle = self.clone();
-        pipeline
-            .query_async(&mut handle)
-            .await
-            .map_err(|e| self.command_error(e))
+        let mut keeper = ErrorKeeper {
+            handle: self,
+            error: None,
+        };
+        match pipeline.query_async(&mut keeper).await {
+            Ok(value) => Ok(value),
+            Err(converted) => Err(keeper
+                .error
+                .take()
+                .unwrap_or_else(|| self.command_error(converted))),
+        }
     }
 
     /// An exclusive pooled connection already on this database, for WATCH/MULTI, blocking
@@ -76,47 +82,17 @@ impl Handle {
     /// added) and counted, but not retried: the sequence is yours.
     pub async fn connection(&self) -> Result<Connection, Error> {
         let (slot, target) = self.inner.slot(self.position);
-        let mut backoff = retry::backoff(&self.inner.config.retry);
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            let error = match target.pool.get().await {
-                Ok(connection) => {
-                    return Ok(Connection {
-                        inner: self.inner.clone(),
-                        position: self.position,
-                        connection: Some(connection),
-                    })
-                }
-                Err(PoolError::Timeout(TimeoutType::Wait)) => {
-                    return Err(Error::PoolExhausted {
-                        database: slot.name.clone(),
-                        db: slot.db,
-                        address: target.address.clone(),
-                        max_size: target.pool.status().max_size,
-                        waited: self.inner.config.timeout,
-                    })
-                }
-                Err(e) => pool_error(e),
-            };
-            match retry::classify(&error, Stage::Connect) {
-                Verdict::RetryAny | Verdict::WaitForLoading => {
-                    if let Some(delay) = backoff.next() {
-                        target.counters.record_retry();
-                        tokio::time::sleep(delay).await;
-                        continue;
-                    }
-                    return Err(Error::Unreachable {
-                        database: slot.name.clone(),
-                        db: slot.db,
-                        address: target.address.clone(),
-                        attempts,
-                        source: error,
-                    });
-                }
-                _ => return Err(self.command_error(error)),
-            }
-        }
+        let checkout = self
+            .inner
+            .guarded(slot, false, Some(self.inner.config.connect_timeout), || {
+                self.inner.checkout(target)
+            })
+            .await?;
+        Ok(Connection {
+            inner: self.inner.clone(),
+            position: self.position,
+            connection: Some(checkout),
+        })
     }
 
     fn command_error(&self, source: RedisError) -> Error {
@@ -136,18 +112,71 @@ impl Handle {
     }
 }
 
+impl Handle {
+    async fn command(&self, cmd: &Cmd) -> Result<Value, Error> {
+        match self
+            .inner
+            .run(self.position, Request::Command(cmd), true)
+            .await?
+        {
+            Reply::Value(value) => Ok(value),
+            Reply::Values(_) => Err(self.unexpected_reply()),
+        }
+    }
+
+    async fn pipeline(
+        &self,
+        pipeline: &Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> Result<Vec<Value>, Error> {
+        let request = Request::Pipeline {
+            pipeline,
+            offset,
+            count,
+        };
+        match self.inner.run(self.position, request, true).await? {
+            Reply::Values(values) => Ok(values),
+            Reply::Value(_) => Err(self.unexpected_reply()),
+        }
+    }
+}
+
 impl ConnectionLike for Handle {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        Box::pin(async move { self.command(cmd).await.map_err(Error::into_redis_error) })
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
         Box::pin(async move {
-            match self
-                .inner
-                .run(self.position, Request::Command(cmd), true)
+            self.pipeline(pipeline, offset, count)
                 .await
-            {
-                Ok(Reply::Value(value)) => Ok(value),
-                Ok(Reply::Values(_)) => Err(self.unexpected_reply().into_redis_error()),
-                Err(e) => Err(e.into_redis_error()),
-            }
+                .map_err(Error::into_redis_error)
+        })
+    }
+
+    fn get_db(&self) -> i64 {
+        i64::from(self.db())
+    }
+}
+
+/// Lets `Pipeline::query_async` drive the handle while keeping the SDK's own error: the
+/// `ConnectionLike` road can only return it as a `redis::RedisError`.
+struct ErrorKeeper<'a> {
+    handle: &'a Handle,
+    error: Option<Error>,
+}
+
+impl ConnectionLike for ErrorKeeper<'_> {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        Box::pin(async move {
+            let result = self.handle.command(cmd).await;
+            result.map_err(|error| self.keep(error))
         })
     }
 
@@ -158,21 +187,21 @@ impl ConnectionLike for Handle {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         Box::pin(async move {
-            let request = Request::Pipeline {
-                pipeline,
-                offset,
-                count,
-            };
-            match self.inner.run(self.position, request, true).await {
-                Ok(Reply::Values(values)) => Ok(values),
-                Ok(Reply::Value(_)) => Err(self.unexpected_reply().into_redis_error()),
-                Err(e) => Err(e.into_redis_error()),
-            }
+            let result = self.handle.pipeline(pipeline, offset, count).await;
+            result.map_err(|error| self.keep(error))
         })
     }
 
     fn get_db(&self) -> i64 {
-        i64::from(self.db())
+        i64::from(self.handle.db())
+    }
+}
+
+impl ErrorKeeper<'_> {
+    fn keep(&mut self, error: Error) -> RedisError {
+        let converted = error.to_redis_error();
+        self.error = Some(error);
+        converted
     }
 }
 

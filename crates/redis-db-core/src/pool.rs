@@ -14,6 +14,7 @@ use redis::{AsyncConnectionConfig, RedisError};
 use redis_db_config::Config;
 
 use crate::connector::{Connector, Link};
+use crate::core::Request;
 use crate::stats::Counters;
 
 pub(crate) type Pool = managed::Pool<LinkManager>;
@@ -31,8 +32,14 @@ impl managed::Manager for LinkManager {
     type Error = RedisError;
 
     async fn create(&self) -> Result<Link, RedisError> {
-        let link = self.connector.connect(&self.config, None).await?;
+        let mut link = self.connector.connect(&self.config, None).await?;
         self.counters.pool_connection_created();
+        // The handshake succeeds while a server is loading; a PING does not. Refusing the new
+        // connection here sends its `LOADING` through the caller's readiness wait instead of
+        // handing out a connection whose first command would fail.
+        Request::Command(&redis::cmd("PING"))
+            .send(&mut link)
+            .await?;
         Ok(link)
     }
 

@@ -1,0 +1,541 @@
+//! The SDK on a Redis Cluster (CONTRACT section 6): 3 masters and 3 replicas made with
+//! `redis-cli --cluster create`, real processes spawned by the harness.
+//!
+//! What "acknowledged" may honestly promise: replication is asynchronous, so a master killed
+//! right after acknowledging a write may take it along. The ledger therefore has plain `RPUSH`
+//! acks (the SDK's `Ok`) and pipelined `RPUSH; WAIT 1 500` acks, confirmed when `WAIT` (which
+//! the cluster client sends to every master and answers with the minimum) says a replica has
+//! the write. Confirmed writes, and writes sent after the kill (no later failover can take
+//! them), must all survive; plain acks lost by the crash are counted and printed.
+
+mod support;
+
+use std::collections::HashSet;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use redis_db::config::{Cluster, NodeAddress, ReadFrom, Topology};
+use redis_db::redis::AsyncCommands;
+use support::topology::{
+    cluster_nodes, info_field_at, key_slot, raw_at, settle, ClusterSet, LoadLog, WriteLoad,
+};
+use support::RedisServer;
+
+#[redis_db::databases(config = "tests/fixtures/cluster.yaml")]
+pub enum Db {}
+
+mod only {
+    #[redis_db::databases(config = "tests/fixtures/cluster-only.yaml")]
+    pub enum ClusterOnly {}
+}
+use only::ClusterOnly;
+
+fn cluster_topology(seeds: &[String], read_from: ReadFrom) -> Topology {
+    Topology::Cluster(Cluster {
+        nodes: seeds
+            .iter()
+            .map(|a| a.parse::<NodeAddress>().expect("host:port"))
+            .collect(),
+        read_from,
+        numbered_databases: false,
+    })
+}
+
+/// `main` on the cluster through `seeds`, `side` on the standalone server `side`.
+async fn connect(seeds: &[String], read_from: ReadFrom, side: &RedisServer) -> DbClient {
+    let topology = cluster_topology(seeds, read_from);
+    let side_port = side.port();
+    Db::builder()
+        .ignore_environment()
+        .configure(move |c| {
+            c.topology = topology;
+            let side = c
+                .endpoints
+                .iter_mut()
+                .find(|e| e.name == "side")
+                .expect("endpoint side");
+            side.connection.port = side_port;
+            c.retry.attempts = 5;
+        })
+        .connect()
+        .await
+        .expect("connect to the cluster")
+}
+
+fn dbsize(port: u16) -> i64 {
+    let mut raw = raw_at(port, 0).unwrap();
+    redis::cmd("DBSIZE").query(&mut raw).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_database_is_reachable_and_keys_spread_over_every_master() {
+    let cluster = ClusterSet::start();
+    let side = RedisServer::start(&[]);
+    // One seed only, and a replica at that: the client must discover the masters itself.
+    let replica = cluster.replicas()[0].port;
+    let db = connect(&[format!("127.0.0.1:{replica}")], ReadFrom::Master, &side).await;
+
+    for i in 0..600 {
+        let _: () = db.main().set(format!("key:{i}"), i).await.unwrap();
+    }
+    for i in 0..600 {
+        let v: i64 = db.main().get(format!("key:{i}")).await.unwrap();
+        assert_eq!(v, i);
+    }
+    let masters = cluster.masters();
+    assert_eq!(masters.len(), 3);
+    for master in &masters {
+        let size = dbsize(master.port);
+        assert!(
+            size > 100,
+            "master :{} holds only {size} of the 600 keys",
+            master.port
+        );
+    }
+    // A pipeline in one slot (hash tag) works; one across slots is refused by the cluster
+    // client (CROSSSLOT), at once and without retries.
+    let (a, b, c): (i64, i64, i64) = redis::pipe()
+        .incr("{p}:1", 1)
+        .incr("{p}:2", 1)
+        .incr("{p}:1", 1)
+        .query_async(&mut db.main())
+        .await
+        .unwrap();
+    assert_eq!((a, b, c), (1, 1, 2));
+    let cross = redis::pipe()
+        .incr("p:1", 1)
+        .incr("p:2", 1)
+        .query_async::<(i64, i64)>(&mut db.main())
+        .await
+        .expect_err("a cross-slot pipeline is refused");
+    assert!(cross.to_string().contains("slot"), "{cross}");
+
+    // The other deployment: `side` is db 4 of the standalone server.
+    let _: () = db.side().set("where", "side").await.unwrap();
+    let mut raw = side.raw(4);
+    let on_side: String = redis::cmd("GET").arg("where").query(&mut raw).unwrap();
+    assert_eq!(on_side, "side");
+    let health = serde_json::to_value(db.health().await).unwrap();
+    for name in ["main", "side"] {
+        assert_eq!(health["databases"][name]["state"], "healthy", "{health}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "bug: ASK is never followed: connector.rs builds the ClusterClient with .retries(0), \
+            and redis-rs 1.8 counts a redirect as a retry, so -ASK comes back as an error; \
+            re-sending it (retry.rs: RetryAny) hits the migrating node again without ASKING"]
+async fn ask_redirects_during_a_slot_migration_are_followed() {
+    let cluster = ClusterSet::start();
+    let side = RedisServer::start(&[]);
+    let db = connect(&cluster.addresses(), ReadFrom::Master, &side).await;
+    for i in 0..300 {
+        let _: () = db.main().set(format!("key:{i}"), i).await.unwrap();
+    }
+
+    // ASK: leave slot of `{ask}` half migrated from its owner to another master.
+    let probe = cluster.nodes[0].port();
+    let slot = key_slot(probe, "{ask}");
+    let source = cluster.owner_of(slot);
+    let target = cluster
+        .masters()
+        .into_iter()
+        .find(|m| m.id != source.id)
+        .unwrap();
+    let _: () = db.main().set("{ask}moved", "on target").await.unwrap();
+    let _: () = db.main().set("{ask}stays", "on source").await.unwrap();
+    let mut on_source = raw_at(source.port, 0).unwrap();
+    let mut on_target = raw_at(target.port, 0).unwrap();
+    let _: () = redis::cmd("CLUSTER")
+        .arg("SETSLOT")
+        .arg(slot)
+        .arg("IMPORTING")
+        .arg(&source.id)
+        .query(&mut on_target)
+        .unwrap();
+    let _: () = redis::cmd("CLUSTER")
+        .arg("SETSLOT")
+        .arg(slot)
+        .arg("MIGRATING")
+        .arg(&target.id)
+        .query(&mut on_source)
+        .unwrap();
+    let _: () = redis::cmd("MIGRATE")
+        .arg("127.0.0.1")
+        .arg(target.port)
+        .arg("{ask}moved")
+        .arg(0)
+        .arg(5000)
+        .query(&mut on_source)
+        .unwrap();
+    let asks_before = cluster_stat(target.port, "asking");
+    let moved: String = db.main().get("{ask}moved").await.unwrap();
+    assert_eq!(moved, "on target", "GET followed ASK to the importing node");
+    let stays: String = db.main().get("{ask}stays").await.unwrap();
+    assert_eq!(stays, "on source");
+    // A new key of a migrating slot is created on the importing node (ASK again).
+    let _: () = db.main().set("{ask}new", "created").await.unwrap();
+    let on_target_now: Option<String> = redis::cmd("GET")
+        .arg("{ask}new")
+        .query(&mut asking(target.port))
+        .unwrap();
+    assert_eq!(on_target_now.as_deref(), Some("created"));
+    assert!(
+        cluster_stat(target.port, "asking") > asks_before,
+        "the client sent ASKING to the importing node"
+    );
+    // Finish the migration of that slot.
+    let _: () = redis::cmd("MIGRATE")
+        .arg("127.0.0.1")
+        .arg(target.port)
+        .arg("{ask}stays")
+        .arg(0)
+        .arg(5000)
+        .query(&mut on_source)
+        .unwrap();
+    for node in &cluster.nodes {
+        let mut raw = raw_at(node.port(), 0).unwrap();
+        let _: () = redis::cmd("CLUSTER")
+            .arg("SETSLOT")
+            .arg(slot)
+            .arg("NODE")
+            .arg(&target.id)
+            .query(&mut raw)
+            .unwrap();
+    }
+    for key in ["{ask}moved", "{ask}stays", "{ask}new"] {
+        let v: Option<String> = db.main().get(key).await.unwrap();
+        assert!(v.is_some(), "{key} readable after the slot moved (MOVED)");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moved_redirects_after_resharding_are_followed() {
+    let cluster = ClusterSet::start();
+    let side = RedisServer::start(&[]);
+    let db = connect(&cluster.addresses(), ReadFrom::Master, &side).await;
+    for i in 0..300 {
+        let _: () = db.main().set(format!("key:{i}"), i).await.unwrap();
+    }
+    // MOVED: reshard 500 slots (with their keys) from one master to another with redis-cli.
+    let masters = cluster.masters();
+    let (from, to) = (&masters[0], &masters[1]);
+    let output = Command::new("redis-cli")
+        .args(["--cluster", "reshard", &format!("127.0.0.1:{}", from.port)])
+        .args(["--cluster-from", &from.id, "--cluster-to", &to.id])
+        .args(["--cluster-slots", "500", "--cluster-yes"])
+        .output()
+        .expect("redis-cli --cluster reshard");
+    assert!(
+        output.status.success(),
+        "reshard failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let moved_before = db.stats().database("main").unwrap().retries;
+    for i in 0..300 {
+        let v: i64 = db.main().get(format!("key:{i}")).await.unwrap();
+        assert_eq!(v, i, "key:{i} after resharding");
+        let _: () = db.main().set(format!("key:{i}"), i + 1).await.unwrap();
+    }
+    let stats = db.stats();
+    let main = stats.database("main").unwrap();
+    eprintln!(
+        "[resharding] retries before {moved_before}, after {}; failures {}",
+        main.retries, main.failures
+    );
+    assert_eq!(main.failures, 0, "{:?}", main.last_error);
+}
+
+/// `cmdstat_<command>` calls on the node at `port`.
+fn cluster_stat(port: u16, command: &str) -> u64 {
+    info_field_at(port, "commandstats", &format!("cmdstat_{command}"))
+        .unwrap_or_default()
+        .split(',')
+        .find_map(|kv| kv.strip_prefix("calls="))
+        .map_or(0, |n| n.parse().unwrap())
+}
+
+fn asking(port: u16) -> redis::Connection {
+    let mut raw = raw_at(port, 0).unwrap();
+    let _: () = redis::cmd("ASKING").query(&mut raw).unwrap();
+    raw
+}
+
+fn ledger_key(task: usize, seq: u64) -> String {
+    format!("ledger:{task}:{}", seq % 40)
+}
+
+/// Every value of every ledger list, read through the SDK (routing included).
+async fn ledger_via(db: &DbClient, log: &LoadLog) -> HashSet<String> {
+    let mut values = HashSet::new();
+    for key in log.keys() {
+        let list: Vec<String> = db.main().lrange(&key, 0, -1).await.unwrap();
+        values.extend(list);
+    }
+    values
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_master_under_write_load_fails_over_and_loses_no_confirmed_write() {
+    let mut cluster = ClusterSet::start();
+    let side = RedisServer::start(&[]);
+    let db = connect(&cluster.addresses(), ReadFrom::Master, &side).await;
+    let load = WriteLoad::start(db.main(), 2, 2, 1, ledger_key);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+
+    let victim = cluster.masters()[0].clone();
+    let event = Instant::now();
+    cluster.node(victim.port).kill();
+    let survivors: Vec<u16> = cluster
+        .nodes
+        .iter()
+        .map(RedisServer::port)
+        .filter(|&p| p != victim.port)
+        .collect();
+    settle(
+        Duration::from_secs(20),
+        "a replica taking over the killed master's slots",
+        || {
+            for &port in &survivors {
+                let view = support::topology::cluster_nodes_at(port).map_err(|e| e.to_string())?;
+                let victim_failed = view.iter().any(|n| n.id == victim.id && n.is_failed());
+                let serving: Vec<u16> = view
+                    .iter()
+                    .filter(|n| n.is_master() && !n.is_failed() && !n.slots.is_empty())
+                    .map(|n| n.port)
+                    .collect();
+                let ok = cluster_state(port);
+                if !victim_failed
+                    || serving.len() != 3
+                    || serving.contains(&victim.port)
+                    || ok.as_deref() != Some("ok")
+                {
+                    return Err(format!(
+                        ":{port} victim failed={victim_failed} serving={serving:?} state={ok:?}"
+                    ));
+                }
+            }
+            Ok(())
+        },
+    );
+    let promoted = event.elapsed();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let end = Instant::now();
+    let log = load.stop().await;
+
+    let present = ledger_via(&db, &log).await;
+    let lost_confirmed: Vec<_> = log
+        .acks
+        .iter()
+        .filter(|a| a.confirmed && !present.contains(&a.value))
+        .map(|a| &a.value)
+        .collect();
+    assert!(
+        lost_confirmed.is_empty(),
+        "writes confirmed by WAIT are lost: {lost_confirmed:?}"
+    );
+    let lost_after: Vec<_> = log
+        .acks
+        .iter()
+        .filter(|a| a.started > event && !present.contains(&a.value))
+        .map(|a| &a.value)
+        .collect();
+    assert!(
+        lost_after.is_empty(),
+        "writes acknowledged after the kill are lost: {lost_after:?}"
+    );
+    let lost_plain = log
+        .acks
+        .iter()
+        .filter(|a| !a.confirmed && a.started <= event && !present.contains(&a.value))
+        .count();
+    let durable = |plain: bool| {
+        log.outage_after(event, end, |a| {
+            a.plain == plain && present.contains(&a.value)
+        })
+    };
+    // Writes to the two healthy shards go on; the outage that matters is the victim's slots'.
+    let victim_slots: HashSet<u16> = victim.slots.iter().flat_map(|&(a, b)| a..=b).collect();
+    let probe = survivors[0];
+    let victim_keys: HashSet<String> = log
+        .keys()
+        .into_iter()
+        .filter(|k| victim_slots.contains(&key_slot(probe, k)))
+        .collect();
+    let victim_outage = log.outage_after(event, end, |a| {
+        a.plain && victim_keys.contains(&a.key) && present.contains(&a.value)
+    });
+    eprintln!(
+        "[cluster SIGKILL master :{}] promoted after {promoted:?}; longest time without a \
+         durable ack: plain {:?}, pipelined {:?}, on the killed master's slots {victim_outage:?}; \
+         {} acks ({} confirmed), {} failed calls; unconfirmed acks lost by the crash: \
+         {lost_plain}; first errors: {:?}",
+        victim.port,
+        durable(true),
+        durable(false),
+        log.acks.len(),
+        log.acks.iter().filter(|a| a.confirmed).count(),
+        log.failures,
+        &log.errors[..log.errors.len().min(6)]
+    );
+    assert!(
+        !victim_keys.is_empty(),
+        "the load wrote to the killed master's slots"
+    );
+    // Measured here: about 3-4 s (node timeout 2 s, election, slot refresh).
+    let bound = Duration::from_secs(10);
+    assert!(
+        victim_outage < bound && durable(false) < bound,
+        "writes did not resume within {bound:?}: killed slots {victim_outage:?}, pipelined {:?}",
+        durable(false)
+    );
+}
+
+fn cluster_state(port: u16) -> Option<String> {
+    let mut raw = raw_at(port, 0).ok()?;
+    let info: String = redis::cmd("CLUSTER").arg("INFO").query(&mut raw).ok()?;
+    info.lines().find_map(|l| {
+        l.strip_prefix("cluster_state:")
+            .map(|v| v.trim().to_owned())
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "bug: with read_from: replica every GET reaches a master (0 on replicas); reproduced \
+            with redis-rs 1.8.1 alone (ClusterClientBuilder::read_routing_strategy( \
+            RandomReplicaStrategy)), so connector.rs's replica lane never reads from replicas"]
+async fn read_from_replica_serves_reads_from_replicas() {
+    let cluster = ClusterSet::start();
+    let side = RedisServer::start(&[]);
+    let db = connect(&cluster.addresses(), ReadFrom::Replica, &side).await;
+    for i in 0..100 {
+        let _: () = db.main().set(format!("r:{i}"), i).await.unwrap();
+    }
+    for node in &cluster.nodes {
+        let mut raw = raw_at(node.port(), 0).unwrap();
+        let _: () = redis::cmd("CONFIG")
+            .arg("RESETSTAT")
+            .query(&mut raw)
+            .unwrap();
+    }
+    // Replication is asynchronous: wait until every replica has its master's keys.
+    for replica in cluster.replicas() {
+        let master = replica.master_id.clone().unwrap();
+        let master_port = cluster
+            .view()
+            .into_iter()
+            .find(|n| n.id == master)
+            .unwrap()
+            .port;
+        settle(Duration::from_secs(5), "replicas caught up", || {
+            let (r, m) = (dbsize(replica.port), dbsize(master_port));
+            (r == m).then_some(()).ok_or(format!("{r} vs {m}"))
+        });
+    }
+    for i in 0..100 {
+        let v: i64 = db.main().get(format!("r:{i}")).await.unwrap();
+        assert_eq!(v, i);
+    }
+    let _: () = db.main().set("r:write", 1).await.unwrap();
+    let replica_gets: u64 = cluster
+        .replicas()
+        .iter()
+        .map(|r| cluster_stat(r.port, "get"))
+        .sum();
+    let master_gets: u64 = cluster
+        .masters()
+        .iter()
+        .map(|m| cluster_stat(m.port, "get"))
+        .sum();
+    let master_sets: u64 = cluster
+        .masters()
+        .iter()
+        .map(|m| cluster_stat(m.port, "set"))
+        .sum();
+    eprintln!("[read_from replica] GETs on replicas {replica_gets}, on masters {master_gets}");
+    assert_eq!(master_gets, 0, "no read reached a master");
+    assert_eq!(replica_gets, 100);
+    assert_eq!(master_sets, 1, "the write went to a master");
+}
+
+async fn connect_error(seeds: Vec<String>) -> (String, Duration) {
+    let topology = cluster_topology(&seeds, ReadFrom::Master);
+    let started = Instant::now();
+    let error = ClusterOnly::builder()
+        .ignore_environment()
+        .configure(move |c| c.topology = topology)
+        .connect()
+        .await
+        .expect_err("connect must fail");
+    (error.to_string(), started.elapsed())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seed_that_is_not_a_cluster_node_fails_connect_clearly() {
+    let standalone = RedisServer::start(&[]);
+    let seed = format!("127.0.0.1:{}", standalone.port());
+    let (text, took) = connect_error(vec![seed.clone()]).await;
+    eprintln!("[standalone seed] {took:?}: {text}");
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    assert!(text.contains("`main`"), "{text}");
+    assert!(text.contains("cluster"), "{text}");
+    assert!(text.contains(&seed), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "bug: connect() succeeds on a cluster whose slots are not all served: the readiness \
+            PING (core.rs Core::connect) is keyless, so it is answered even in cluster_state:fail; \
+            calls then fail later with CLUSTERDOWN"]
+async fn a_cluster_without_full_slot_coverage_fails_connect_clearly() {
+    let nodes = cluster_nodes(3);
+    let first = nodes[0].port();
+    let mut raw = raw_at(first, 0).unwrap();
+    for node in &nodes[1..] {
+        let _: () = redis::cmd("CLUSTER")
+            .arg("MEET")
+            .arg("127.0.0.1")
+            .arg(node.port())
+            .query(&mut raw)
+            .unwrap();
+    }
+    for (node, (from, to)) in nodes.iter().zip([(0, 5000), (5001, 10000)]) {
+        let mut raw = raw_at(node.port(), 0).unwrap();
+        let _: () = redis::cmd("CLUSTER")
+            .arg("ADDSLOTSRANGE")
+            .arg(from)
+            .arg(to)
+            .query(&mut raw)
+            .unwrap();
+    }
+    settle(
+        Duration::from_secs(10),
+        "3 nodes knowing each other",
+        || {
+            for node in &nodes {
+                let nodes =
+                    support::topology::cluster_nodes_at(node.port()).map_err(|e| e.to_string())?;
+                let assigned = nodes.iter().filter(|n| !n.slots.is_empty()).count();
+                if nodes.len() != 3 || assigned != 2 {
+                    return Err(format!(
+                        ":{} knows {} nodes, {assigned} with slots",
+                        node.port(),
+                        nodes.len()
+                    ));
+                }
+            }
+            Ok(())
+        },
+    );
+    let seed = format!("127.0.0.1:{first}");
+    let (text, took) = connect_error(vec![seed.clone()]).await;
+    eprintln!("[partial slot coverage] {took:?}: {text}");
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    assert!(text.contains("`main`"), "{text}");
+    assert!(text.contains("cluster"), "{text}");
+    assert!(text.contains(&seed), "{text}");
+    assert!(
+        text.contains("slot") || text.contains("CLUSTERDOWN"),
+        "the error says slots are not covered: {text}"
+    );
+}
