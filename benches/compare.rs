@@ -288,7 +288,7 @@ async fn get_or_set<C: redis::aio::ConnectionLike + Send + Sync>(
     i: u64,
     key: &str,
 ) -> Result<(), String> {
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         c.set::<_, _, ()>(key, &VALUE[..])
             .await
             .map_err(|e| e.to_string())
@@ -338,7 +338,7 @@ impl Op for DeadpoolGetSet {
 struct FredGetSet(fred::prelude::Client);
 impl Op for FredGetSet {
     async fn run<'a>(&'a mut self, i: u64, key: &'a str) -> Result<(), String> {
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             self.0
                 .set::<(), _, _>(key, &VALUE[..], None, None, false)
                 .await
@@ -765,7 +765,7 @@ fn layer_costs() -> Vec<(&'static str, f64)> {
     let get = redis::cmd("GET").arg(format!("{PREFIX}0")).clone();
     let mut set = redis::cmd("SET");
     set.arg(format!("{PREFIX}0")).arg(&VALUE[..]);
-    let cmd = |i: u32| if i % 2 == 0 { &set } else { &get };
+    let cmd = |i: u32| if i.is_multiple_of(2) { &set } else { &get };
     let whole = ns_per_call(|i| {
         std::hint::black_box(layer.call(cmd(i)));
     });

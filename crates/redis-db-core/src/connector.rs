@@ -13,8 +13,9 @@ use redis::cluster_read_routing::RandomReplicaStrategy;
 use redis::io::tcp::{socket2::TcpKeepalive, TcpSettings};
 use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
 use redis::{
-    AsyncConnectionConfig, Client, Cmd, ConnectionAddr, IntoConnectionInfo, Pipeline,
-    ProtocolVersion, PushKind, RedisConnectionInfo, RedisError, RedisFuture, TlsMode, Value,
+    AsyncConnectionConfig, Client, Cmd, ConnectionAddr, ConnectionInfo, FromRedisValue,
+    IntoConnectionInfo, Pipeline, ProtocolVersion, PushKind, RedisConnectionInfo, RedisError,
+    RedisFuture, TlsMode, Value,
 };
 use redis_db_config::{Config, Connection, NodeAddress, ReadFrom, Topology};
 
@@ -29,10 +30,21 @@ pub(crate) enum Role {
 
 pub(crate) enum Connector {
     Standalone(Client),
-    /// `SentinelClient` asks the sentinels on every connect, so a reconnect after a failover
-    /// finds the new master. It needs `&mut`, hence the lock (held only while connecting).
-    Sentinel(tokio::sync::Mutex<SentinelClient>),
+    Sentinel(SentinelConnector),
     Cluster(ClusterClient),
+}
+
+/// The master (or a replica) that sentinels name.
+pub(crate) struct SentinelConnector {
+    /// Asks the sentinels on every connect, so a reconnect after a failover finds the new
+    /// master. It needs `&mut`, hence the lock (held only while connecting).
+    sentinels: tokio::sync::Mutex<SentinelClient>,
+    /// The master announced on `+switch-master` (see `failover.rs`). Right after a failover
+    /// some sentinels may still name the old master, which keeps answering ROLE `master` until
+    /// it is demoted; the announced address is what a reconnect must use.
+    announced: std::sync::Mutex<Option<Client>>,
+    /// Address-less template of a data-node connection: database, credentials, RESP3, TCP.
+    node: ConnectionInfo,
 }
 
 /// An open connection of any topology. Both kinds multiplex: clones share one socket (per node).
@@ -89,9 +101,15 @@ impl Connector {
                 if let Some(password) = &sentinel.password {
                     builder = builder.set_client_to_sentinel_password(password.expose());
                 }
-                Ok(Connector::Sentinel(tokio::sync::Mutex::new(
-                    builder.build()?,
-                )))
+                let node = address(&connection.host, connection.port, connection.tls)
+                    .into_connection_info()?
+                    .set_redis_settings(node_settings(connection, db))
+                    .set_tcp_settings(tcp_settings(config));
+                Ok(Connector::Sentinel(SentinelConnector {
+                    sentinels: tokio::sync::Mutex::new(builder.build()?),
+                    announced: std::sync::Mutex::new(None),
+                    node,
+                }))
             }
             Topology::Cluster(cluster) => {
                 let nodes: Vec<_> = cluster
@@ -153,15 +171,60 @@ impl Connector {
                     .get_multiplexed_async_connection_with_config(&config)
                     .await?,
             )),
-            Connector::Sentinel(client) => {
-                let mut client = client.lock().await;
-                Ok(Link::Node(
-                    client.get_async_connection_with_config(&config).await?,
-                ))
-            }
+            Connector::Sentinel(sentinel) => sentinel.connect(&config).await.map(Link::Node),
             Connector::Cluster(client) => Ok(Link::Cluster(client.get_async_connection().await?)),
         }
     }
+}
+
+impl Connector {
+    /// A failover announced this master: the next connect goes there.
+    pub fn announce_master(&self, host: &str, port: u16) {
+        if let Connector::Sentinel(sentinel) = self {
+            let info = sentinel
+                .node
+                .clone()
+                .set_addr(ConnectionAddr::Tcp(host.to_owned(), port));
+            *sentinel.lock_announced() = Client::open(info).ok();
+        }
+    }
+}
+
+impl SentinelConnector {
+    async fn connect(
+        &self,
+        config: &AsyncConnectionConfig,
+    ) -> Result<MultiplexedConnection, RedisError> {
+        let announced = self.lock_announced().clone();
+        if let Some(client) = announced {
+            if let Ok(mut connection) = client
+                .get_multiplexed_async_connection_with_config(config)
+                .await
+            {
+                if is_master(&mut connection).await {
+                    return Ok(connection);
+                }
+            }
+            // Not (or no longer) the master: the sentinels know better by now.
+            *self.lock_announced() = None;
+        }
+        let mut sentinels = self.sentinels.lock().await;
+        sentinels.get_async_connection_with_config(config).await
+    }
+
+    fn lock_announced(&self) -> std::sync::MutexGuard<'_, Option<Client>> {
+        self.announced
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+async fn is_master(connection: &mut MultiplexedConnection) -> bool {
+    let role: Result<Vec<Value>, RedisError> = redis::cmd("ROLE").query_async(connection).await;
+    role.ok()
+        .and_then(|role| role.into_iter().next())
+        .map(String::from_redis_value)
+        .is_some_and(|role| role.is_ok_and(|role| role == "master"))
 }
 
 /// How an endpoint is named in messages, without credentials.

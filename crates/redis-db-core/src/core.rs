@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use deadpool::managed;
 use redis::aio::ConnectionLike;
-use redis::{Cmd, Pipeline, RedisError, Value};
+use redis::{Cmd, ErrorKind, FromRedisValue, Pipeline, RedisError, ServerErrorKind, Value};
 use redis_db_config::{Config, LogLevel, ReadFrom, Topology};
 use tokio::task::JoinHandle;
 
@@ -14,6 +14,7 @@ use crate::breaker::{Breaker, Transition};
 use crate::command::CommandTraits;
 use crate::connector::{self, Connector, Role};
 use crate::error::Error;
+use crate::failover;
 use crate::handle::Handle;
 use crate::health::{self, HealthReport};
 use crate::lane::Lane;
@@ -32,6 +33,10 @@ pub(crate) struct Target {
     /// The endpoint without credentials, for messages.
     pub address: String,
     pub lane: Lane,
+    /// Opens the primary lane's and the pool's connections.
+    primary: Arc<Connector>,
+    /// A Redis Cluster endpoint (checked for slot coverage at connect).
+    pub is_cluster: bool,
     /// Serves read-only commands when the endpoint says `read_from: replica`.
     pub replica_lane: Option<Lane>,
     pub pool: Pool,
@@ -136,6 +141,60 @@ impl Request<'_> {
     }
 }
 
+/// A cluster slot in migration answers `ASK <slot> <node>`: the command was not run, and must
+/// go to that node once, preceded by `ASKING` on the same connection. redis-rs only follows
+/// redirects as part of its own retries, which are off (they would re-send writes). `None` when
+/// the redirect cannot be followed here (not a cluster, a transaction, an unreadable target);
+/// the caller's attempt loop then retries after the migration moved on.
+async fn follow_ask(
+    link: &mut crate::connector::Link,
+    request: &Request<'_>,
+    error: &RedisError,
+) -> Option<Result<Reply, RedisError>> {
+    use redis::cluster_routing::SingleNodeRoutingInfo;
+    let crate::connector::Link::Cluster(cluster) = link else {
+        return None;
+    };
+    let (node, _slot) = error.redirect_node()?;
+    let (host, port) = node.rsplit_once(':')?;
+    let route = SingleNodeRoutingInfo::ByAddress {
+        host: host.trim_matches(|c| c == '[' || c == ']').to_owned(),
+        port: port.parse().ok()?,
+    };
+    let mut asking = redis::pipe();
+    asking.cmd("ASKING");
+    let (count, single) = match request {
+        Request::Command(cmd) => {
+            asking.add_command((*cmd).clone());
+            (1, true)
+        }
+        Request::Pipeline { pipeline, .. } if !pipeline.is_transaction() => {
+            for cmd in pipeline.cmd_iter() {
+                asking.add_command(cmd.clone());
+            }
+            (pipeline.cmd_iter().count(), false)
+        }
+        Request::Pipeline { .. } => return None,
+    };
+    tracing::debug!(node, "redis-db: following an ASK redirect");
+    let values = match cluster.route_pipeline(asking, 1, count, route).await {
+        Ok(values) => values,
+        Err(e) => return Some(Err(e)),
+    };
+    Some(if single {
+        match values.into_iter().next() {
+            Some(Value::ServerError(e)) => Err(e.into()),
+            Some(value) => Ok(Reply::Value(value)),
+            None => Err(RedisError::from((
+                redis::ErrorKind::Client,
+                "empty reply to an ASK redirect",
+            ))),
+        }
+    } else {
+        Ok(Reply::Values(values))
+    })
+}
+
 /// When every reply of a pipeline is an error saying the server did not run the command
 /// (`LOADING`, `TRYAGAIN`, `MASTERDOWN`), the whole pipeline may be sent again: returns that
 /// error. Any other mix is the commands' own business (`None`: returned as replies).
@@ -203,6 +262,9 @@ impl Core {
             inner
                 .run(position, Request::Command(&redis::cmd("PING")), false)
                 .await?;
+            if inner.targets[target].is_cluster {
+                inner.check_cluster_coverage(position).await?;
+            }
         }
         Inner::start_background_tasks(&inner);
         tracing::info!(
@@ -292,12 +354,70 @@ impl Inner {
             Arc::downgrade(inner),
             inner.config.idle_timeout,
         )));
+        for (sentinel, targets) in inner.sentinel_endpoints() {
+            tasks.push(tokio::spawn(failover::follow(
+                Arc::downgrade(inner),
+                sentinel,
+                targets,
+                inner.config.connect_timeout,
+            )));
+        }
         *inner.tasks.lock().unwrap_or_else(|p| p.into_inner()) = tasks;
     }
 
     pub fn slot(&self, position: usize) -> (&Slot, &Target) {
         let slot = &self.slots[position.min(self.slots.len() - 1)];
         (slot, &self.targets[slot.target])
+    }
+
+    /// Each Sentinel-managed endpoint in use, with the targets on it.
+    fn sentinel_endpoints(&self) -> Vec<(redis_db_config::Sentinel, Vec<usize>)> {
+        let mut endpoints: Vec<(Option<String>, redis_db_config::Sentinel, Vec<usize>)> =
+            Vec::new();
+        for (index, target) in self.targets.iter().enumerate() {
+            let Some(owner) = self.config.databases.iter().find(|d| d.name == target.name) else {
+                continue;
+            };
+            let Topology::Sentinel(sentinel) = self.config.endpoint_of(owner).1 else {
+                continue;
+            };
+            match endpoints
+                .iter_mut()
+                .find(|(name, ..)| *name == target.endpoint)
+            {
+                Some((.., targets)) => targets.push(index),
+                None => endpoints.push((target.endpoint.clone(), sentinel.clone(), vec![index])),
+            }
+        }
+        endpoints
+            .into_iter()
+            .map(|(_, sentinel, targets)| (sentinel, targets))
+            .collect()
+    }
+
+    /// A cluster node answers PING even while slots are unserved; every keyed call would then
+    /// fail with CLUSTERDOWN. Better to say so at connect, naming the database and endpoint.
+    async fn check_cluster_coverage(&self, position: usize) -> Result<(), Error> {
+        let (slot, target) = self.slot(position);
+        let mut cmd = redis::cmd("CLUSTER");
+        cmd.arg("INFO");
+        let info = match self.run(position, Request::Command(&cmd), false).await? {
+            Reply::Value(value) => String::from_redis_value(value).unwrap_or_default(),
+            Reply::Values(_) => String::new(),
+        };
+        let state = info
+            .lines()
+            .find_map(|line| line.trim().strip_prefix("cluster_state:"))
+            .unwrap_or("unknown");
+        if state == "ok" {
+            return Ok(());
+        }
+        Err(Error::ClusterNotReady {
+            database: slot.name.clone(),
+            db: slot.db,
+            address: target.address.clone(),
+            detail: format!("cluster_state:{state}"),
+        })
     }
 
     /// The one road of every call: exclusive-state check, breaker, readiness, attempts, record.
@@ -486,7 +606,17 @@ impl Inner {
             .get()
             .await
             .map_err(|e| Failure::Redis(e, Stage::Connect))?;
-        match with_timeout(timeout, request.send(&mut live.connection)).await {
+        let sent = async {
+            match request.send(&mut live.connection).await {
+                Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::Ask) => {
+                    follow_ask(&mut live.connection, request, &e)
+                        .await
+                        .unwrap_or(Err(e))
+                }
+                other => other,
+            }
+        };
+        match with_timeout(timeout, sent).await {
             Ok(reply) => Ok(reply),
             Err(e) => {
                 if retry::needs_new_connection(&e) {
@@ -632,6 +762,20 @@ impl Drop for Inner {
 }
 
 impl Target {
+    /// After a failover to `host:port`: new connections go there, and every connection to the
+    /// old master is dropped, the shared ones at once, the pooled idle ones now and the
+    /// checked-out ones when they come back (their recycle check asks `ROLE`).
+    pub fn follow_new_master(&self, host: &str, port: u16) {
+        self.primary.announce_master(host, port);
+        self.lane.close();
+        if let Some(replicas) = &self.replica_lane {
+            replicas.close();
+        }
+        self.pool.manager().retire_existing();
+        let removed = self.pool.retain(|_, _| false).removed.len();
+        tracing::debug!(database = %self.name, pooled = removed, "redis-db: dropped connections to a replaced master");
+    }
+
     fn new(config: &Config, owner: &redis_db_config::Database) -> Result<Target, Error> {
         let (connection, topology) = config.endpoint_of(owner);
         let address = connector::describe(connection, topology);
@@ -670,6 +814,7 @@ impl Target {
         let max_size = owner.max_connections.unwrap_or(config.max_connections);
         let pool = pool::exclusive_pool(
             primary.clone(),
+            matches!(topology, Topology::Sentinel(_)),
             connection_config.clone(),
             max_size,
             config,
@@ -678,7 +823,7 @@ impl Target {
         .map_err(invalid)?;
         Ok(Target {
             lane: Lane::new(
-                primary,
+                primary.clone(),
                 connection_config,
                 config.connect_timeout,
                 counters.clone(),
@@ -691,6 +836,8 @@ impl Target {
             name: owner.name.clone(),
             db: owner.db,
             endpoint: owner.endpoint.clone(),
+            is_cluster: matches!(topology, Topology::Cluster(_)),
+            primary,
             address,
         })
     }

@@ -66,6 +66,19 @@ pub enum Error {
         detail: String,
     },
 
+    /// A cluster endpoint answers, but does not serve every hash slot (`cluster_state:fail`).
+    #[error("database `{database}` (db {db}) at {address}: the cluster does not serve every hash slot ({detail}); fix its slot coverage (`redis-cli --cluster check`)")]
+    ClusterNotReady {
+        /// The database.
+        database: String,
+        /// Its Redis number.
+        db: u32,
+        /// The endpoint, without credentials.
+        address: String,
+        /// What the cluster reported.
+        detail: String,
+    },
+
     /// The server rejected the database number (`SELECT` out of range).
     #[error("database `{database}`: db {db} is out of range for the server at {address} ({detail}); raise `databases` in redis.conf or change `db`/`max_databases` in the YAML")]
     DatabaseOutOfRange {
@@ -147,6 +160,7 @@ impl Error {
             | Error::PoolExhausted { database, .. }
             | Error::Authentication { database, .. }
             | Error::DatabaseOutOfRange { database, .. }
+            | Error::ClusterNotReady { database, .. }
             | Error::Unreachable { database, .. }
             | Error::Timeout { database, .. }
             | Error::Command { database, .. }
@@ -173,6 +187,7 @@ impl Error {
             Error::CircuitOpen { .. }
             | Error::StillLoading { .. }
             | Error::PoolExhausted { .. }
+            | Error::ClusterNotReady { .. }
             | Error::Unreachable { .. }
             | Error::Timeout { .. } => ErrorKind::Io,
         };

@@ -131,15 +131,17 @@ impl Lane {
         let idle_for = self
             .now_ms()
             .saturating_sub(self.last_used_ms.load(Ordering::Relaxed));
-        if idle_for < idle_ms {
-            return false;
-        }
-        let mut current = self.lock();
-        if current.take().is_some() {
+        idle_for >= idle_ms && self.close()
+    }
+
+    /// Closes the current connection (if any); the next call opens a new one. Returns whether
+    /// there was one.
+    pub fn close(&self) -> bool {
+        let closed = self.lock().take().is_some();
+        if closed {
             self.counters.connection_closed(1);
-            return true;
         }
-        false
+        closed
     }
 
     fn touch(&self) {

@@ -11,6 +11,7 @@ mod command;
 mod connector;
 mod core;
 mod error;
+mod failover;
 mod handle;
 mod health;
 mod lane;

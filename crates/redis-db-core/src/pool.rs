@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use deadpool::managed::{self, Metrics, RecycleError, RecycleResult, Timeouts};
 use deadpool::Runtime;
-use redis::{AsyncConnectionConfig, RedisError};
+use redis::{AsyncConnectionConfig, FromRedisValue, RedisError, Value};
 use redis_db_config::Config;
 
 use crate::connector::{Connector, Link};
@@ -25,6 +25,20 @@ pub(crate) struct LinkManager {
     config: AsyncConnectionConfig,
     counters: Arc<Counters>,
     ping_number: AtomicUsize,
+    /// Sentinel endpoints: a connection that comes back to the pool must still be on a master
+    /// (a failover may have demoted it while it was checked out).
+    require_master: bool,
+    /// Connections created before this instant go to a replaced master: a manual failover
+    /// leaves the old master answering ROLE `master` for seconds, so ROLE alone cannot tell.
+    stale_before: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+impl LinkManager {
+    /// Every connection created until now is retired when it next comes back to the pool.
+    pub fn retire_existing(&self) {
+        *self.stale_before.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(std::time::Instant::now());
+    }
 }
 
 impl managed::Manager for LinkManager {
@@ -43,29 +57,48 @@ impl managed::Manager for LinkManager {
         Ok(link)
     }
 
-    async fn recycle(&self, link: &mut Link, _: &Metrics) -> RecycleResult<RedisError> {
+    async fn recycle(&self, link: &mut Link, metrics: &Metrics) -> RecycleResult<RedisError> {
+        let stale_before = *self.stale_before.lock().unwrap_or_else(|p| p.into_inner());
+        if stale_before.is_some_and(|retired| metrics.created < retired) {
+            return Err(RecycleError::message("opened before a failover"));
+        }
         // As deadpool-redis does: drop any WATCH a previous user left, and prove the connection
         // answers (a numbered PING, so a stale reply cannot pass).
         let number = self.ping_number.fetch_add(1, Ordering::Relaxed).to_string();
-        let (echo,): (String,) = redis::pipe()
-            .cmd("UNWATCH")
-            .ignore()
-            .cmd("PING")
-            .arg(&number)
-            .query_async(link)
-            .await?;
-        if echo == number {
-            Ok(())
-        } else {
-            Err(RecycleError::message(
-                "PING answered with another connection's reply",
-            ))
+        let mut check = redis::pipe();
+        check.cmd("UNWATCH").ignore().cmd("PING").arg(&number);
+        if self.require_master {
+            check.cmd("ROLE");
         }
+        let replies: Vec<Value> = check.query_async(link).await?;
+        let echo = replies.first().cloned().map(String::from_redis_value);
+        if !matches!(echo, Some(Ok(ref echo)) if *echo == number) {
+            return Err(RecycleError::message(
+                "PING answered with another connection's reply",
+            ));
+        }
+        if self.require_master && !replies.get(1).is_some_and(is_master) {
+            return Err(RecycleError::message("the node is no longer the master"));
+        }
+        Ok(())
     }
+}
+
+/// `ROLE`'s first element is `master` on a master.
+fn is_master(role: &Value) -> bool {
+    let Value::Array(items) = role else {
+        return false;
+    };
+    items
+        .first()
+        .cloned()
+        .map(String::from_redis_value)
+        .is_some_and(|role| role.is_ok_and(|role| role == "master"))
 }
 
 pub(crate) fn exclusive_pool(
     connector: Arc<Connector>,
+    require_master: bool,
     connection_config: AsyncConnectionConfig,
     max_size: usize,
     config: &Config,
@@ -76,6 +109,8 @@ pub(crate) fn exclusive_pool(
         config: connection_config,
         counters,
         ping_number: AtomicUsize::new(0),
+        require_master,
+        stale_before: std::sync::Mutex::new(None),
     };
     Pool::builder(manager)
         .max_size(max_size.max(1))

@@ -1,0 +1,142 @@
+//! Following a Sentinel failover at once. Sentinels promote a replica (`+promoted-slave`) and
+//! announce the new master on `+switch-master` only once the other replicas are reconfigured,
+//! seconds later; until the old master is demoted it still accepts writes, which are lost when
+//! it resyncs. Subscribing to both and moving every connection to the promoted node the moment
+//! it is promoted keeps that window as short as a client can make it.
+
+use std::sync::Weak;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use redis::{Client, ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo, RedisError};
+use redis_db_config::{NodeAddress, Sentinel};
+
+use crate::core::Inner;
+
+const PROMOTED: &str = "+promoted-slave";
+const SWITCHED: &str = "+switch-master";
+
+/// Pause before trying the sentinels again when none accepted the subscription.
+const RESUBSCRIBE_DELAY: Duration = Duration::from_secs(1);
+
+/// Runs until the client is dropped (the task is aborted then; the `Weak` also ends it).
+pub(crate) async fn follow(
+    inner: Weak<Inner>,
+    sentinel: Sentinel,
+    targets: Vec<usize>,
+    connect_timeout: Duration,
+) {
+    loop {
+        for node in &sentinel.nodes {
+            let mut messages = match subscribe(node, &sentinel, connect_timeout).await {
+                Ok(messages) => messages,
+                Err(error) => {
+                    tracing::debug!(sentinel = %node, %error, "redis-db: cannot subscribe to sentinel");
+                    continue;
+                }
+            };
+            while let Some(message) = messages.next().await {
+                let payload: String = message.get_payload().unwrap_or_default();
+                let announced = match message.get_channel_name() {
+                    PROMOTED => promoted_replica(&payload, &sentinel.master_name),
+                    _ => new_master(&payload, &sentinel.master_name),
+                };
+                let Some((host, port)) = announced else {
+                    continue;
+                };
+                let Some(inner) = inner.upgrade() else { return };
+                tracing::warn!(master = %sentinel.master_name, switch = %payload, "redis-db: sentinel failover; reconnecting to the new master");
+                for &target in &targets {
+                    if let Some(target) = inner.targets.get(target) {
+                        target.follow_new_master(host, port);
+                    }
+                }
+            }
+            tracing::debug!(sentinel = %node, "redis-db: sentinel subscription ended; trying the next sentinel");
+        }
+        if inner.strong_count() == 0 {
+            return;
+        }
+        tokio::time::sleep(RESUBSCRIBE_DELAY).await;
+    }
+}
+
+/// The promoted replica of a `+promoted-slave` payload about `master_name`:
+/// `"slave <name> <ip> <port> @ <master-name> <master-ip> <master-port>"`.
+fn promoted_replica<'a>(payload: &'a str, master_name: &str) -> Option<(&'a str, u16)> {
+    let fields: Vec<&str> = payload.split(' ').collect();
+    match fields.as_slice() {
+        ["slave", _name, host, port, "@", master, ..] if *master == master_name => {
+            Some((host, port.parse().ok()?))
+        }
+        _ => None,
+    }
+}
+
+/// The new master of a `+switch-master` payload about `master_name`:
+/// `"<master-name> <old-ip> <old-port> <new-ip> <new-port>"`.
+fn new_master<'a>(payload: &'a str, master_name: &str) -> Option<(&'a str, u16)> {
+    let mut fields = payload.split(' ');
+    if fields.next()? != master_name {
+        return None;
+    }
+    let (_old_host, _old_port) = (fields.next()?, fields.next()?);
+    Some((fields.next()?, fields.next()?.parse().ok()?))
+}
+
+async fn subscribe(
+    node: &NodeAddress,
+    sentinel: &Sentinel,
+    connect_timeout: Duration,
+) -> Result<redis::aio::PubSubStream, RedisError> {
+    let mut settings = RedisConnectionInfo::default();
+    if let Some(username) = &sentinel.username {
+        settings = settings.set_username(username);
+    }
+    if let Some(password) = &sentinel.password {
+        settings = settings.set_password(password.expose());
+    }
+    let info = ConnectionAddr::Tcp(node.host.clone(), node.port)
+        .into_connection_info()?
+        .set_redis_settings(settings);
+    let subscribing = async {
+        let mut pubsub = Client::open(info)?.get_async_pubsub().await?;
+        pubsub.subscribe(&[PROMOTED, SWITCHED]).await?;
+        Ok(pubsub.into_on_message())
+    };
+    tokio::time::timeout(connect_timeout, subscribing)
+        .await
+        .unwrap_or_else(|_| {
+            Err(RedisError::from(std::io::Error::from(
+                std::io::ErrorKind::TimedOut,
+            )))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{new_master, promoted_replica};
+
+    #[test]
+    fn reads_the_promoted_replica_of_our_master_only() {
+        let payload = "slave 127.0.0.1:6380 127.0.0.1 6380 @ mymaster 127.0.0.1 6379";
+        assert_eq!(
+            promoted_replica(payload, "mymaster"),
+            Some(("127.0.0.1", 6380))
+        );
+        assert_eq!(promoted_replica(payload, "other"), None);
+        assert_eq!(
+            promoted_replica("master mymaster 127.0.0.1 6379", "mymaster"),
+            None
+        );
+    }
+
+    #[test]
+    fn reads_the_new_master_of_our_master_only() {
+        let payload = "mymaster 127.0.0.1 6379 127.0.0.1 6380";
+        assert_eq!(new_master(payload, "mymaster"), Some(("127.0.0.1", 6380)));
+        assert_eq!(new_master(payload, "other"), None);
+        assert_eq!(new_master("mymaster 127.0.0.1 6379", "mymaster"), None);
+        assert_eq!(new_master("mymaster a 1 b notaport", "mymaster"), None);
+    }
+}
