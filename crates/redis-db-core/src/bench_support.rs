@@ -66,7 +66,7 @@ impl CallLayer {
         if traits.needs_exclusive {
             return false;
         }
-        let Ok((permit, transition)) = self.breaker.try_acquire(Instant::now()) else {
+        let Ok((permit, transition)) = self.breaker.try_acquire(Instant::now) else {
             return false;
         };
         black_box(transition);
@@ -89,7 +89,7 @@ impl CallLayer {
 
     /// The breaker alone: `try_acquire` on a closed circuit, then `succeeded`.
     pub fn breaker(&self) -> bool {
-        match self.breaker.try_acquire(Instant::now()) {
+        match self.breaker.try_acquire(Instant::now) {
             Ok((permit, transition)) => {
                 black_box(transition);
                 black_box(permit.succeeded());

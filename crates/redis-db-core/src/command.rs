@@ -5,11 +5,10 @@ use std::time::Duration;
 
 use redis::{Arg, Cmd, Pipeline};
 
-/// The facts about one command (or a whole pipeline) that decide how it may travel.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// The facts about one command (or a whole pipeline) that decide how it may travel. Computed
+/// on every call without allocating (it was half the per-call cost when it allocated).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct CommandTraits {
-    /// Upper-case command name (the first of a pipeline that decides the other fields).
-    pub name: String,
     /// Safe to send twice: reads only.
     pub read_only: bool,
     /// Blocks server-side for up to this long; `Some(None)` blocks without limit.
@@ -22,20 +21,12 @@ pub(crate) struct CommandTraits {
 impl CommandTraits {
     /// The traits of one command.
     pub fn of_cmd(cmd: &Cmd) -> Self {
-        let args: Vec<&[u8]> = cmd
-            .args_iter()
-            .filter_map(|arg| match arg {
-                Arg::Simple(bytes) => Some(bytes),
-                _ => None,
-            })
-            .collect();
-        Self::of_args(&args)
+        Self::classify(simple_args(cmd))
     }
 
     /// The traits of a pipeline: read-only only if every command is; blocking or exclusive if any is.
     pub fn of_pipeline(pipeline: &Pipeline) -> Self {
         let mut combined = CommandTraits {
-            name: String::from("PIPELINE"),
             read_only: true,
             blocks_for: None,
             needs_exclusive: false,
@@ -47,21 +38,28 @@ impl CommandTraits {
     }
 
     /// The traits of a command given as its arguments (name first).
+    #[cfg(test)]
     pub fn of_args(args: &[&[u8]]) -> Self {
-        let name = args
-            .first()
-            .map(|n| String::from_utf8_lossy(n).to_ascii_uppercase())
-            .unwrap_or_default();
-        let sub = args
-            .get(1)
-            .map(|n| String::from_utf8_lossy(n).to_ascii_uppercase())
-            .unwrap_or_default();
+        Self::classify(args.iter().copied())
+    }
+
+    fn classify<'a>(mut args: impl Iterator<Item = &'a [u8]> + Clone) -> Self {
+        let name = Upper::of(args.next().unwrap_or_default());
+        let name = name.as_str();
+        // The subcommand is looked at only for the few commands that have one: for the others
+        // the second argument is a key, and upper-casing it would be wasted work.
+        let sub = || Upper::of(args.clone().next().unwrap_or_default());
         CommandTraits {
-            read_only: is_read_only(&name, &sub),
-            blocks_for: block_time(&name, &args[1.min(args.len())..]),
-            needs_exclusive: needs_exclusive(&name, &sub),
-            name,
+            read_only: is_read_only(name, sub),
+            blocks_for: block_time(name, args.clone()),
+            needs_exclusive: needs_exclusive(name, sub),
         }
+    }
+
+    /// The upper-case name of a command, for messages and logs (allocates; not on the hot path).
+    pub fn name_of(cmd: &Cmd) -> String {
+        let name = simple_args(cmd).next().unwrap_or_default();
+        String::from_utf8_lossy(name).to_ascii_uppercase()
     }
 
     /// The time one attempt may take: the database's timeout plus the block time of a blocking
@@ -177,19 +175,22 @@ const READ_ONLY: &[&str] = &[
     "ZUNION",
 ];
 
-fn is_read_only(name: &str, sub: &str) -> bool {
+fn is_read_only(name: &str, sub: impl Fn() -> Upper) -> bool {
     match name {
         // Container commands: only some subcommands are reads.
-        "OBJECT" => matches!(sub, "ENCODING" | "FREQ" | "IDLETIME" | "REFCOUNT" | "HELP"),
-        "MEMORY" => matches!(sub, "USAGE" | "STATS" | "DOCTOR" | "HELP"),
-        "CONFIG" => sub == "GET",
-        "CLIENT" => matches!(sub, "LIST" | "INFO" | "GETNAME" | "ID"),
+        "OBJECT" => matches!(
+            sub().as_str(),
+            "ENCODING" | "FREQ" | "IDLETIME" | "REFCOUNT" | "HELP"
+        ),
+        "MEMORY" => matches!(sub().as_str(), "USAGE" | "STATS" | "DOCTOR" | "HELP"),
+        "CONFIG" => sub().as_str() == "GET",
+        "CLIENT" => matches!(sub().as_str(), "LIST" | "INFO" | "GETNAME" | "ID"),
         "INFO" | "COMMAND" => true,
         _ => READ_ONLY.binary_search(&name).is_ok(),
     }
 }
 
-fn needs_exclusive(name: &str, sub: &str) -> bool {
+fn needs_exclusive(name: &str, sub: impl Fn() -> Upper) -> bool {
     matches!(
         name,
         "SELECT"
@@ -210,12 +211,15 @@ fn needs_exclusive(name: &str, sub: &str) -> bool {
             | "AUTH"
             | "HELLO"
             | "SWAPDB"
-    ) || (name == "CLIENT" && matches!(sub, "REPLY" | "SETNAME" | "TRACKING"))
+    ) || (name == "CLIENT" && matches!(sub().as_str(), "REPLY" | "SETNAME" | "TRACKING"))
 }
 
 /// How long a blocking command may legitimately wait server-side. `args` excludes the name.
-fn block_time(name: &str, args: &[&[u8]]) -> Option<Option<Duration>> {
-    let seconds = |raw: Option<&&[u8]>| -> Option<Option<Duration>> {
+fn block_time<'a>(
+    name: &str,
+    mut args: impl Iterator<Item = &'a [u8]> + Clone,
+) -> Option<Option<Duration>> {
+    let seconds = |raw: Option<&[u8]>| -> Option<Option<Duration>> {
         let text = std::str::from_utf8(raw?).ok()?;
         let secs: f64 = text.trim().parse().ok()?;
         if secs <= 0.0 {
@@ -223,7 +227,7 @@ fn block_time(name: &str, args: &[&[u8]]) -> Option<Option<Duration>> {
         }
         Some(Duration::try_from_secs_f64(secs).ok())
     };
-    let millis = |raw: Option<&&[u8]>| -> Option<Option<Duration>> {
+    let millis = |raw: Option<&[u8]>| -> Option<Option<Duration>> {
         let text = std::str::from_utf8(raw?).ok()?;
         let ms: u64 = text.trim().parse().ok()?;
         Some((ms > 0).then(|| Duration::from_millis(ms)))
@@ -232,14 +236,47 @@ fn block_time(name: &str, args: &[&[u8]]) -> Option<Option<Duration>> {
         "BLPOP" | "BRPOP" | "BRPOPLPUSH" | "BLMOVE" | "BZPOPMIN" | "BZPOPMAX" => {
             seconds(args.last())
         }
-        "BLMPOP" | "BZMPOP" => seconds(args.first()),
-        "WAIT" => millis(args.last()),
-        "WAITAOF" => millis(args.last()),
+        "BLMPOP" | "BZMPOP" => seconds(args.next()),
+        "WAIT" | "WAITAOF" => millis(args.last()),
         "XREAD" | "XREADGROUP" => {
-            let block = args.iter().position(|a| a.eq_ignore_ascii_case(b"BLOCK"))?;
-            millis(args.get(block + 1))
+            args.position(|a| a.eq_ignore_ascii_case(b"BLOCK"))?;
+            millis(args.next())
         }
         _ => None,
+    }
+}
+
+fn simple_args(cmd: &Cmd) -> impl Iterator<Item = &[u8]> + Clone {
+    cmd.args_iter().filter_map(|arg| match arg {
+        Arg::Simple(bytes) => Some(bytes),
+        _ => None,
+    })
+}
+
+/// An upper-case ASCII copy of a short token, on the stack. No command or subcommand we know is
+/// longer than its buffer; a longer token reads as "" (an unknown command: a write).
+#[derive(Clone, Copy)]
+struct Upper {
+    bytes: [u8; 24],
+    len: usize,
+}
+
+impl Upper {
+    fn of(token: &[u8]) -> Self {
+        let mut upper = Upper {
+            bytes: [0; 24],
+            len: 0,
+        };
+        if token.len() <= upper.bytes.len() {
+            upper.bytes[..token.len()].copy_from_slice(token);
+            upper.bytes[..token.len()].make_ascii_uppercase();
+            upper.len = token.len();
+        }
+        upper
+    }
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or("")
     }
 }
 

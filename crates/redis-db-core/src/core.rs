@@ -96,6 +96,18 @@ impl Request<'_> {
         }
     }
 
+    /// The command's name for messages and logs: a pipeline is named by the first command that
+    /// needs an exclusive connection, else `PIPELINE`.
+    pub fn name(&self) -> String {
+        match self {
+            Request::Command(cmd) => CommandTraits::name_of(cmd),
+            Request::Pipeline { pipeline, .. } => pipeline
+                .cmd_iter()
+                .find(|cmd| CommandTraits::of_cmd(cmd).needs_exclusive)
+                .map_or_else(|| "PIPELINE".to_owned(), CommandTraits::name_of),
+        }
+    }
+
     /// Sends the request. A server error reply is turned into `Err` here (redis-rs hands it
     /// over as a `Value`), so that the classifier sees `LOADING`, `TRYAGAIN`, `MASTERDOWN` and
     /// command errors alike.
@@ -434,7 +446,7 @@ impl Inner {
             Err(Error::NeedsExclusiveConnection {
                 database: slot.name.clone(),
                 db: slot.db,
-                command: traits.name.clone(),
+                command: request.name(),
             })
         } else {
             let timeout = traits.deadline(slot.timeout);
@@ -451,7 +463,7 @@ impl Inner {
                 log_command(
                     self.config.log_level,
                     &slot.name,
-                    &traits.name,
+                    &request.name(),
                     elapsed,
                     error.as_deref(),
                 );
@@ -478,7 +490,7 @@ impl Inner {
         let (permit, transition) =
             target
                 .breaker
-                .try_acquire(Instant::now())
+                .try_acquire(Instant::now)
                 .map_err(|rejected| Error::CircuitOpen {
                     database: slot.name.clone(),
                     db: slot.db,
@@ -495,17 +507,16 @@ impl Inner {
             if target.readiness.is_loading() {
                 let deadline =
                     *loading_deadline.get_or_insert_with(|| Instant::now() + readiness.max_wait);
-                if target
-                    .readiness
-                    .wait(
-                        &target.lane,
-                        readiness.poll_interval,
-                        slot.timeout,
-                        deadline,
-                    )
-                    .await
-                    .is_err()
-                {
+                // Cold paths (this wait, the retry sleep, reconnects, exclusive checkouts) are
+                // boxed: inline, their futures made every call's future 11 KB to allocate and
+                // move (docs/PERFORMANCE.md).
+                let wait = target.readiness.wait(
+                    &target.lane,
+                    readiness.poll_interval,
+                    slot.timeout,
+                    deadline,
+                );
+                if Box::pin(wait).await.is_err() {
                     permit.neutral();
                     return Err(self.still_loading(slot, readiness.max_wait));
                 }
@@ -567,7 +578,7 @@ impl Inner {
                         if let Some(delay) = delays.next() {
                             target.counters.record_retry();
                             tracing::debug!(database = %slot.name, attempt = attempts, ?delay, error = %error, "redis-db: retrying");
-                            tokio::time::sleep(delay).await;
+                            Box::pin(tokio::time::sleep(delay)).await;
                             continue;
                         }
                     }
@@ -588,15 +599,7 @@ impl Inner {
         timeout: Option<Duration>,
     ) -> Result<Reply, Failure> {
         if traits.blocks_for.is_some() {
-            let mut connection = self.checkout(target).await?;
-            return match with_timeout(timeout, request.send(&mut *connection)).await {
-                Ok(reply) => Ok(reply),
-                Err(e) => {
-                    // Possibly still blocked server-side or broken: never hand it out again.
-                    drop(managed::Object::take(connection));
-                    Err(Failure::Redis(e, Stage::Command))
-                }
-            };
+            return Box::pin(self.attempt_exclusive(target, request, timeout)).await;
         }
         let lane = match &target.replica_lane {
             Some(replicas) if traits.read_only => replicas,
@@ -622,6 +625,24 @@ impl Inner {
                 if retry::needs_new_connection(&e) {
                     lane.discard(live.generation);
                 }
+                Err(Failure::Redis(e, Stage::Command))
+            }
+        }
+    }
+
+    /// A blocking command's attempt, on an exclusive connection.
+    async fn attempt_exclusive(
+        &self,
+        target: &Target,
+        request: &Request<'_>,
+        timeout: Option<Duration>,
+    ) -> Result<Reply, Failure> {
+        let mut connection = self.checkout(target).await?;
+        match with_timeout(timeout, request.send(&mut *connection)).await {
+            Ok(reply) => Ok(reply),
+            Err(e) => {
+                // Possibly still blocked server-side or broken: never hand it out again.
+                drop(managed::Object::take(connection));
                 Err(Failure::Redis(e, Stage::Command))
             }
         }

@@ -67,6 +67,11 @@ impl Lane {
         if let Some(live) = self.peek_alive() {
             return Ok(live);
         }
+        // Boxed: the connect future is large, and inline it would be part of every call's.
+        Box::pin(self.open()).await
+    }
+
+    async fn open(&self) -> Result<LaneConnection, RedisError> {
         let _one_at_a_time = self.connecting.lock().await;
         if let Some(live) = self.peek_alive() {
             return Ok(live);
@@ -145,7 +150,12 @@ impl Lane {
     }
 
     fn touch(&self) {
-        self.last_used_ms.store(self.now_ms(), Ordering::Relaxed);
+        // Written only when the millisecond changed: a store on every call from every worker
+        // would bounce the cache line between cores.
+        let now = self.now_ms();
+        if self.last_used_ms.load(Ordering::Relaxed) != now {
+            self.last_used_ms.store(now, Ordering::Relaxed);
+        }
     }
 
     fn now_ms(&self) -> u64 {

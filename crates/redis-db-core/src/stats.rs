@@ -1,6 +1,6 @@
 //! Per-database figures: counted on every call, read as a serializable snapshot.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -8,41 +8,66 @@ use hdrhistogram::Histogram;
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
+/// How many shards the per-call figures are split over. Each thread records into one (picked
+/// once per thread), so the workers of a runtime rarely write the same cache line; `stats()`
+/// adds them up.
+const SHARDS: usize = 8;
+
+/// What every call writes: a count and its latency.
+#[derive(Debug)]
+#[repr(align(128))] // one shard per cache line pair: no false sharing between workers
+struct Shard {
+    commands: AtomicU64,
+    /// Microseconds per call; hdrhistogram gives an honest p99 at 2 significant digits.
+    latency: Mutex<Histogram<u64>>,
+}
+
+fn shard_index() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static INDEX: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
+    }
+    INDEX.with(|index| *index)
+}
+
 /// The counters of one pool target (a database and its aliases).
 #[derive(Debug)]
 pub(crate) struct Counters {
-    commands: AtomicU64,
+    shards: Box<[Shard]>,
     failures: AtomicU64,
     retries: AtomicU64,
     /// Shared-lane connections opened and closed; the pool's are counted by `pool_created`.
     connections_created: AtomicU64,
     connections_closed: AtomicU64,
     pool_created: AtomicU64,
-    /// Microseconds per call; hdrhistogram gives an honest p99 at 2 significant digits.
-    latency: Mutex<Histogram<u64>>,
     last_error: Mutex<Option<String>>,
 }
 
 impl Counters {
     pub fn new() -> Self {
         Self {
-            commands: AtomicU64::new(0),
+            shards: (0..SHARDS)
+                .map(|_| Shard {
+                    commands: AtomicU64::new(0),
+                    latency: Mutex::new(new_histogram()),
+                })
+                .collect(),
             failures: AtomicU64::new(0),
             retries: AtomicU64::new(0),
             connections_created: AtomicU64::new(0),
             connections_closed: AtomicU64::new(0),
             pool_created: AtomicU64::new(0),
-            latency: Mutex::new(new_histogram()),
             last_error: Mutex::new(None),
         }
     }
 
     pub fn record_call(&self, elapsed: Duration, error: Option<&str>) {
-        self.commands.fetch_add(1, Ordering::Relaxed);
+        let shard = &self.shards[shard_index()];
+        shard.commands.fetch_add(1, Ordering::Relaxed);
         let micros = u64::try_from(elapsed.as_micros())
             .unwrap_or(u64::MAX)
             .max(1);
-        lock(&self.latency).saturating_record(micros);
+        lock(&shard.latency).saturating_record(micros);
         if let Some(error) = error {
             self.failures.fetch_add(1, Ordering::Relaxed);
             *lock(&self.last_error) = Some(error.to_owned());
@@ -74,10 +99,18 @@ impl Counters {
     }
 
     pub fn snapshot_into(&self, stats: &mut DatabaseStats) {
-        stats.commands = self.commands.load(Ordering::Relaxed);
+        stats.commands = self
+            .shards
+            .iter()
+            .map(|s| s.commands.load(Ordering::Relaxed))
+            .sum();
         stats.failures = self.failures.load(Ordering::Relaxed);
         stats.retries = self.retries.load(Ordering::Relaxed);
-        let histogram = lock(&self.latency);
+        let mut histogram = new_histogram();
+        for shard in self.shards.iter() {
+            // Same bounds everywhere, so adding cannot fail.
+            let _ = histogram.add(&*lock(&shard.latency));
+        }
         stats.latency = LatencyStats {
             samples: histogram.len(),
             mean_us: if histogram.is_empty() {
