@@ -6,7 +6,7 @@ use std::time::Duration;
 use redis::{Arg, Cmd, Pipeline};
 
 /// The facts about one command (or a whole pipeline) that decide how it may travel. Computed
-/// on every call without allocating (it was half the per-call cost when it allocated).
+/// on every call without allocating, from one table lookup.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct CommandTraits {
     /// Safe to send twice: reads only.
@@ -18,6 +18,168 @@ pub(crate) struct CommandTraits {
     pub needs_exclusive: bool,
 }
 
+/// What the table says about a command. Anything not in it (unknown commands, `EVAL`,
+/// `EVALSHA`, `FCALL`, modules) counts as a write, so a retry can never apply it twice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Class {
+    /// Never changes data.
+    Read,
+    /// Changes connection state.
+    Exclusive,
+    /// Blocks; the block time is the last argument, in seconds.
+    BlockLastSeconds,
+    /// Blocks; the block time is the first argument, in seconds.
+    BlockFirstSeconds,
+    /// Blocks; the block time is the last argument, in milliseconds.
+    BlockLastMillis,
+    /// Reads a stream; blocks when it has `BLOCK <milliseconds>`.
+    StreamRead,
+    /// `XREADGROUP`: like `StreamRead`, but it moves the group's cursor and pending list, so
+    /// it is not safe to send twice.
+    StreamReadGroup,
+    /// Its nature depends on the subcommand.
+    Container,
+}
+
+/// Sorted by name, for a binary search.
+const COMMANDS: &[(&str, Class)] = &[
+    ("AUTH", Class::Exclusive),
+    ("BITCOUNT", Class::Read),
+    ("BITFIELD_RO", Class::Read),
+    ("BITPOS", Class::Read),
+    ("BLMOVE", Class::BlockLastSeconds),
+    ("BLMPOP", Class::BlockFirstSeconds),
+    ("BLPOP", Class::BlockLastSeconds),
+    ("BRPOP", Class::BlockLastSeconds),
+    ("BRPOPLPUSH", Class::BlockLastSeconds),
+    ("BZMPOP", Class::BlockFirstSeconds),
+    ("BZPOPMAX", Class::BlockLastSeconds),
+    ("BZPOPMIN", Class::BlockLastSeconds),
+    ("CLIENT", Class::Container),
+    ("COMMAND", Class::Read),
+    ("CONFIG", Class::Container),
+    ("DBSIZE", Class::Read),
+    ("DISCARD", Class::Exclusive),
+    ("DUMP", Class::Read),
+    ("ECHO", Class::Read),
+    ("EVALSHA_RO", Class::Read),
+    ("EVAL_RO", Class::Read),
+    ("EXEC", Class::Exclusive),
+    ("EXISTS", Class::Read),
+    ("EXPIRETIME", Class::Read),
+    ("FCALL_RO", Class::Read),
+    ("GEODIST", Class::Read),
+    ("GEOHASH", Class::Read),
+    ("GEOPOS", Class::Read),
+    ("GEORADIUSBYMEMBER_RO", Class::Read),
+    ("GEORADIUS_RO", Class::Read),
+    ("GEOSEARCH", Class::Read),
+    ("GET", Class::Read),
+    ("GETBIT", Class::Read),
+    ("GETRANGE", Class::Read),
+    ("HELLO", Class::Exclusive),
+    ("HEXISTS", Class::Read),
+    ("HGET", Class::Read),
+    ("HGETALL", Class::Read),
+    ("HKEYS", Class::Read),
+    ("HLEN", Class::Read),
+    ("HMGET", Class::Read),
+    ("HRANDFIELD", Class::Read),
+    ("HSCAN", Class::Read),
+    ("HSTRLEN", Class::Read),
+    ("HVALS", Class::Read),
+    ("INFO", Class::Read),
+    ("KEYS", Class::Read),
+    ("LCS", Class::Read),
+    ("LINDEX", Class::Read),
+    ("LLEN", Class::Read),
+    ("LOLWUT", Class::Read),
+    ("LPOS", Class::Read),
+    ("LRANGE", Class::Read),
+    ("MEMORY", Class::Container),
+    ("MGET", Class::Read),
+    ("MONITOR", Class::Exclusive),
+    ("MULTI", Class::Exclusive),
+    ("OBJECT", Class::Container),
+    ("PEXPIRETIME", Class::Read),
+    ("PFCOUNT", Class::Read),
+    ("PING", Class::Read),
+    ("PSUBSCRIBE", Class::Exclusive),
+    ("PTTL", Class::Read),
+    ("PUNSUBSCRIBE", Class::Exclusive),
+    ("QUIT", Class::Exclusive),
+    ("RANDOMKEY", Class::Read),
+    ("RESET", Class::Exclusive),
+    ("SCAN", Class::Read),
+    ("SCARD", Class::Read),
+    ("SDIFF", Class::Read),
+    ("SELECT", Class::Exclusive),
+    ("SINTER", Class::Read),
+    ("SINTERCARD", Class::Read),
+    ("SISMEMBER", Class::Read),
+    ("SMEMBERS", Class::Read),
+    ("SMISMEMBER", Class::Read),
+    ("SORT_RO", Class::Read),
+    ("SRANDMEMBER", Class::Read),
+    ("SSCAN", Class::Read),
+    ("SSUBSCRIBE", Class::Exclusive),
+    ("STRLEN", Class::Read),
+    ("SUBSCRIBE", Class::Exclusive),
+    ("SUBSTR", Class::Read),
+    ("SUNION", Class::Read),
+    ("SUNSUBSCRIBE", Class::Exclusive),
+    ("SWAPDB", Class::Exclusive),
+    ("TIME", Class::Read),
+    ("TOUCH", Class::Read),
+    ("TTL", Class::Read),
+    ("TYPE", Class::Read),
+    ("UNSUBSCRIBE", Class::Exclusive),
+    ("UNWATCH", Class::Exclusive),
+    ("WAIT", Class::BlockLastMillis),
+    ("WAITAOF", Class::BlockLastMillis),
+    ("WATCH", Class::Exclusive),
+    ("XINFO", Class::Read),
+    ("XLEN", Class::Read),
+    ("XPENDING", Class::Read),
+    ("XRANGE", Class::Read),
+    ("XREAD", Class::StreamRead),
+    ("XREADGROUP", Class::StreamReadGroup),
+    ("XREVRANGE", Class::Read),
+    ("ZCARD", Class::Read),
+    ("ZCOUNT", Class::Read),
+    ("ZDIFF", Class::Read),
+    ("ZINTER", Class::Read),
+    ("ZINTERCARD", Class::Read),
+    ("ZLEXCOUNT", Class::Read),
+    ("ZMSCORE", Class::Read),
+    ("ZRANDMEMBER", Class::Read),
+    ("ZRANGE", Class::Read),
+    ("ZRANGEBYLEX", Class::Read),
+    ("ZRANGEBYSCORE", Class::Read),
+    ("ZRANK", Class::Read),
+    ("ZREVRANGE", Class::Read),
+    ("ZREVRANGEBYLEX", Class::Read),
+    ("ZREVRANGEBYSCORE", Class::Read),
+    ("ZREVRANK", Class::Read),
+    ("ZSCAN", Class::Read),
+    ("ZSCORE", Class::Read),
+    ("ZUNION", Class::Read),
+];
+
+const WRITE: CommandTraits = CommandTraits {
+    read_only: false,
+    blocks_for: None,
+    needs_exclusive: false,
+};
+const READ: CommandTraits = CommandTraits {
+    read_only: true,
+    ..WRITE
+};
+const EXCLUSIVE: CommandTraits = CommandTraits {
+    needs_exclusive: true,
+    ..WRITE
+};
+
 impl CommandTraits {
     /// The traits of one command.
     pub fn of_cmd(cmd: &Cmd) -> Self {
@@ -26,11 +188,7 @@ impl CommandTraits {
 
     /// The traits of a pipeline: read-only only if every command is; blocking or exclusive if any is.
     pub fn of_pipeline(pipeline: &Pipeline) -> Self {
-        let mut combined = CommandTraits {
-            read_only: true,
-            blocks_for: None,
-            needs_exclusive: false,
-        };
+        let mut combined = READ;
         for cmd in pipeline.cmd_iter() {
             combined.merge(Self::of_cmd(cmd));
         }
@@ -45,14 +203,36 @@ impl CommandTraits {
 
     fn classify<'a>(mut args: impl Iterator<Item = &'a [u8]> + Clone) -> Self {
         let name = Upper::of(args.next().unwrap_or_default());
-        let name = name.as_str();
-        // The subcommand is looked at only for the few commands that have one: for the others
-        // the second argument is a key, and upper-casing it would be wasted work.
-        let sub = || Upper::of(args.clone().next().unwrap_or_default());
-        CommandTraits {
-            read_only: is_read_only(name, sub),
-            blocks_for: block_time(name, args.clone()),
-            needs_exclusive: needs_exclusive(name, sub),
+        let Ok(found) = COMMANDS.binary_search_by(|(known, _)| (*known).cmp(name.as_str())) else {
+            return WRITE;
+        };
+        let blocking = |blocks_for| CommandTraits {
+            blocks_for,
+            ..WRITE
+        };
+        match COMMANDS[found].1 {
+            Class::Read => READ,
+            Class::Exclusive => EXCLUSIVE,
+            Class::BlockLastSeconds => blocking(seconds(args.last())),
+            Class::BlockFirstSeconds => blocking(seconds(args.next())),
+            Class::BlockLastMillis => blocking(millis(args.last())),
+            Class::StreamRead | Class::StreamReadGroup => {
+                let blocks_for = args
+                    .position(|a| a.eq_ignore_ascii_case(b"BLOCK"))
+                    .and_then(|_| millis(args.next()));
+                let read_only = COMMANDS[found].1 == Class::StreamRead;
+                CommandTraits {
+                    blocks_for,
+                    read_only,
+                    ..WRITE
+                }
+            }
+            // The subcommand is read only here: for other commands the second argument is a
+            // key, and upper-casing it would be wasted work.
+            Class::Container => subcommand(
+                name.as_str(),
+                Upper::of(args.next().unwrap_or_default()).as_str(),
+            ),
         }
     }
 
@@ -84,166 +264,31 @@ impl CommandTraits {
     }
 }
 
-/// Commands that never change data. Anything not listed (unknown commands, EVAL, EVALSHA,
-/// FCALL, modules) counts as a write, so a retry can never apply it twice.
-const READ_ONLY: &[&str] = &[
-    "BITCOUNT",
-    "BITFIELD_RO",
-    "BITPOS",
-    "DBSIZE",
-    "DUMP",
-    "ECHO",
-    "EVALSHA_RO",
-    "EVAL_RO",
-    "EXISTS",
-    "EXPIRETIME",
-    "FCALL_RO",
-    "GEODIST",
-    "GEOHASH",
-    "GEOPOS",
-    "GEORADIUSBYMEMBER_RO",
-    "GEORADIUS_RO",
-    "GEOSEARCH",
-    "GET",
-    "GETBIT",
-    "GETRANGE",
-    "HEXISTS",
-    "HGET",
-    "HGETALL",
-    "HKEYS",
-    "HLEN",
-    "HMGET",
-    "HRANDFIELD",
-    "HSCAN",
-    "HSTRLEN",
-    "HVALS",
-    "KEYS",
-    "LCS",
-    "LINDEX",
-    "LLEN",
-    "LOLWUT",
-    "LPOS",
-    "LRANGE",
-    "MGET",
-    "PEXPIRETIME",
-    "PFCOUNT",
-    "PING",
-    "PTTL",
-    "RANDOMKEY",
-    "SCAN",
-    "SCARD",
-    "SDIFF",
-    "SINTER",
-    "SINTERCARD",
-    "SISMEMBER",
-    "SMEMBERS",
-    "SMISMEMBER",
-    "SORT_RO",
-    "SRANDMEMBER",
-    "SSCAN",
-    "STRLEN",
-    "SUBSTR",
-    "SUNION",
-    "TIME",
-    "TOUCH",
-    "TTL",
-    "TYPE",
-    "XINFO",
-    "XLEN",
-    "XPENDING",
-    "XRANGE",
-    "XREAD",
-    "XREVRANGE",
-    "ZCARD",
-    "ZCOUNT",
-    "ZDIFF",
-    "ZINTER",
-    "ZINTERCARD",
-    "ZLEXCOUNT",
-    "ZMSCORE",
-    "ZRANDMEMBER",
-    "ZRANGE",
-    "ZRANGEBYLEX",
-    "ZRANGEBYSCORE",
-    "ZRANK",
-    "ZREVRANGE",
-    "ZREVRANGEBYLEX",
-    "ZREVRANGEBYSCORE",
-    "ZREVRANK",
-    "ZSCAN",
-    "ZSCORE",
-    "ZUNION",
-];
-
-fn is_read_only(name: &str, sub: impl Fn() -> Upper) -> bool {
-    match name {
-        // Container commands: only some subcommands are reads.
-        "OBJECT" => matches!(
-            sub().as_str(),
-            "ENCODING" | "FREQ" | "IDLETIME" | "REFCOUNT" | "HELP"
-        ),
-        "MEMORY" => matches!(sub().as_str(), "USAGE" | "STATS" | "DOCTOR" | "HELP"),
-        "CONFIG" => sub().as_str() == "GET",
-        "CLIENT" => matches!(sub().as_str(), "LIST" | "INFO" | "GETNAME" | "ID"),
-        "INFO" | "COMMAND" => true,
-        _ => READ_ONLY.binary_search(&name).is_ok(),
+fn subcommand(name: &str, sub: &str) -> CommandTraits {
+    match (name, sub) {
+        ("OBJECT", "ENCODING" | "FREQ" | "IDLETIME" | "REFCOUNT" | "HELP")
+        | ("MEMORY", "USAGE" | "STATS" | "DOCTOR" | "HELP")
+        | ("CONFIG", "GET")
+        | ("CLIENT", "LIST" | "INFO" | "GETNAME" | "ID") => READ,
+        ("CLIENT", "REPLY" | "SETNAME" | "TRACKING") => EXCLUSIVE,
+        _ => WRITE,
     }
 }
 
-fn needs_exclusive(name: &str, sub: impl Fn() -> Upper) -> bool {
-    matches!(
-        name,
-        "SELECT"
-            | "WATCH"
-            | "UNWATCH"
-            | "MULTI"
-            | "EXEC"
-            | "DISCARD"
-            | "SUBSCRIBE"
-            | "PSUBSCRIBE"
-            | "SSUBSCRIBE"
-            | "UNSUBSCRIBE"
-            | "PUNSUBSCRIBE"
-            | "SUNSUBSCRIBE"
-            | "MONITOR"
-            | "QUIT"
-            | "RESET"
-            | "AUTH"
-            | "HELLO"
-            | "SWAPDB"
-    ) || (name == "CLIENT" && matches!(sub().as_str(), "REPLY" | "SETNAME" | "TRACKING"))
+/// A block time in seconds; 0 blocks without limit. `None` when the argument is missing or not
+/// a number (the server will refuse the command; it is then timed as an ordinary one).
+fn seconds(raw: Option<&[u8]>) -> Option<Option<Duration>> {
+    let secs: f64 = std::str::from_utf8(raw?).ok()?.trim().parse().ok()?;
+    if secs <= 0.0 {
+        return Some(None);
+    }
+    Some(Duration::try_from_secs_f64(secs).ok())
 }
 
-/// How long a blocking command may legitimately wait server-side. `args` excludes the name.
-fn block_time<'a>(
-    name: &str,
-    mut args: impl Iterator<Item = &'a [u8]> + Clone,
-) -> Option<Option<Duration>> {
-    let seconds = |raw: Option<&[u8]>| -> Option<Option<Duration>> {
-        let text = std::str::from_utf8(raw?).ok()?;
-        let secs: f64 = text.trim().parse().ok()?;
-        if secs <= 0.0 {
-            return Some(None);
-        }
-        Some(Duration::try_from_secs_f64(secs).ok())
-    };
-    let millis = |raw: Option<&[u8]>| -> Option<Option<Duration>> {
-        let text = std::str::from_utf8(raw?).ok()?;
-        let ms: u64 = text.trim().parse().ok()?;
-        Some((ms > 0).then(|| Duration::from_millis(ms)))
-    };
-    match name {
-        "BLPOP" | "BRPOP" | "BRPOPLPUSH" | "BLMOVE" | "BZPOPMIN" | "BZPOPMAX" => {
-            seconds(args.last())
-        }
-        "BLMPOP" | "BZMPOP" => seconds(args.next()),
-        "WAIT" | "WAITAOF" => millis(args.last()),
-        "XREAD" | "XREADGROUP" => {
-            args.position(|a| a.eq_ignore_ascii_case(b"BLOCK"))?;
-            millis(args.next())
-        }
-        _ => None,
-    }
+/// A block time in milliseconds; 0 blocks without limit.
+fn millis(raw: Option<&[u8]>) -> Option<Option<Duration>> {
+    let ms: u64 = std::str::from_utf8(raw?).ok()?.trim().parse().ok()?;
+    Some((ms > 0).then(|| Duration::from_millis(ms)))
 }
 
 fn simple_args(cmd: &Cmd) -> impl Iterator<Item = &[u8]> + Clone {
@@ -290,8 +335,14 @@ mod tests {
     }
 
     #[test]
-    fn read_only_table_is_sorted_for_binary_search() {
-        assert!(READ_ONLY.windows(2).all(|w| w[0] < w[1]));
+    fn the_table_is_sorted_for_binary_search() {
+        assert!(COMMANDS.windows(2).all(|w| w[0].0 < w[1].0));
+    }
+
+    #[test]
+    fn a_name_longer_than_any_command_is_a_write() {
+        let long = "X".repeat(100);
+        assert!(!traits(&[&long, "k"]).read_only);
     }
 
     #[test]
@@ -307,6 +358,7 @@ mod tests {
             "EVALSHA",
             "FCALL",
             "MYMODULE.CMD",
+            "XREADGROUP",
             "",
         ] {
             assert!(

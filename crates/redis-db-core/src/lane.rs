@@ -35,8 +35,11 @@ pub(crate) struct Lane {
     /// Serialises reconnection so that a burst of callers opens one connection, not hundreds.
     connecting: tokio::sync::Mutex<()>,
     generation: AtomicU64,
-    /// Milliseconds since `epoch` of the last use, for the idle reaper.
-    last_used_ms: AtomicU64,
+    /// Set by every call, cleared by the idle reaper's tick: calls read no clock for it, and
+    /// write only the first time after a tick.
+    used: AtomicBool,
+    /// Milliseconds since `epoch` when the reaper last saw the lane unused (reaper only).
+    idle_since_ms: AtomicU64,
     epoch: Instant,
     counters: Arc<Counters>,
 }
@@ -55,7 +58,8 @@ impl Lane {
             current: Mutex::new(None),
             connecting: tokio::sync::Mutex::new(()),
             generation: AtomicU64::new(0),
-            last_used_ms: AtomicU64::new(0),
+            used: AtomicBool::new(false),
+            idle_since_ms: AtomicU64::new(0),
             epoch: Instant::now(),
             counters,
         }
@@ -131,11 +135,15 @@ impl Lane {
         }
     }
 
-    /// Closes the connection if it has not been used for `idle_ms`. Returns whether it did.
+    /// Called by the reaper on every tick: closes the connection once no call used it for
+    /// `idle_ms` (measured in ticks, so up to one tick later). Returns whether it did.
     pub fn close_if_idle(&self, idle_ms: u64) -> bool {
-        let idle_for = self
-            .now_ms()
-            .saturating_sub(self.last_used_ms.load(Ordering::Relaxed));
+        let now = self.now_ms();
+        if self.used.swap(false, Ordering::Relaxed) {
+            self.idle_since_ms.store(now, Ordering::Relaxed);
+            return false;
+        }
+        let idle_for = now.saturating_sub(self.idle_since_ms.load(Ordering::Relaxed));
         idle_for >= idle_ms && self.close()
     }
 
@@ -150,11 +158,9 @@ impl Lane {
     }
 
     fn touch(&self) {
-        // Written only when the millisecond changed: a store on every call from every worker
-        // would bounce the cache line between cores.
-        let now = self.now_ms();
-        if self.last_used_ms.load(Ordering::Relaxed) != now {
-            self.last_used_ms.store(now, Ordering::Relaxed);
+        // A store on every call from every worker would bounce the cache line between cores.
+        if !self.used.load(Ordering::Relaxed) {
+            self.used.store(true, Ordering::Relaxed);
         }
     }
 
