@@ -41,7 +41,9 @@ fn commands_pipelines_and_stats_from_plain_threads() {
             std::thread::spawn(move || jobs.incr::<_, _, i64>("n", 1).unwrap())
         })
         .collect();
-    threads.into_iter().for_each(|t| drop(t.join().unwrap()));
+    for thread in threads {
+        assert!(thread.join().unwrap() >= 1);
+    }
     let (n, exists): (i64, bool) = redis::pipe()
         .get("n")
         .exists("n")

@@ -151,7 +151,7 @@ async fn waiting_for_loading_never_opens_the_breaker() {
     for round in 0..2 {
         let error = impatient
             .main()
-            .query::<Option<String>>(&redis::cmd("GET").arg("key:1"))
+            .query::<Option<String>>(redis::cmd("GET").arg("key:1"))
             .await
             .unwrap_err();
         assert!(

@@ -71,7 +71,7 @@ async fn retry_attempts_zero_fails_at_the_first_failure() {
     let started = Instant::now();
     let error = db
         .main()
-        .query::<Option<String>>(&redis::cmd("GET").arg("k"))
+        .query::<Option<String>>(redis::cmd("GET").arg("k"))
         .await
         .unwrap_err();
     let elapsed = started.elapsed();

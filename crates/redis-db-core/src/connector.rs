@@ -28,6 +28,8 @@ pub(crate) enum Role {
     Replica,
 }
 
+// One per target, built once at connect: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Connector {
     Standalone(Client),
     Sentinel(SentinelConnector),
