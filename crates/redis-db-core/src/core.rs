@@ -130,7 +130,7 @@ impl Request<'_> {
                         Value::ServerError(error) => Some(RedisError::from(error.clone())),
                         _ => None,
                     });
-                    match refused_without_running(errors.collect()) {
+                    match refused_without_running(errors) {
                         Some(error) => Err(error),
                         None => Ok(Reply::Values(values)),
                     }
@@ -145,7 +145,7 @@ impl Request<'_> {
                     let errors = queued
                         .iter()
                         .map(|(_, e)| Some(RedisError::from(e.clone())));
-                    Err(refused_without_running(errors.collect()).unwrap_or(error))
+                    Err(refused_without_running(errors).unwrap_or(error))
                 }
                 Err(error) => Err(error),
             },
@@ -210,24 +210,25 @@ async fn follow_ask(
 /// When every reply of a pipeline is an error saying the server did not run the command
 /// (`LOADING`, `TRYAGAIN`, `MASTERDOWN`), the whole pipeline may be sent again: returns that
 /// error. Any other mix is the commands' own business (`None`: returned as replies).
-fn refused_without_running(errors: Vec<Option<RedisError>>) -> Option<RedisError> {
+fn refused_without_running(
+    mut errors: impl Iterator<Item = Option<RedisError>>,
+) -> Option<RedisError> {
     use redis::{ErrorKind, ServerErrorKind};
-    let not_run = |error: &Option<RedisError>| {
-        error.as_ref().is_some_and(|e| {
-            matches!(
-                e.kind(),
-                ErrorKind::Server(
-                    ServerErrorKind::BusyLoading
-                        | ServerErrorKind::TryAgain
-                        | ServerErrorKind::MasterDown
-                )
+    let not_run = |error: &RedisError| {
+        matches!(
+            error.kind(),
+            ErrorKind::Server(
+                ServerErrorKind::BusyLoading
+                    | ServerErrorKind::TryAgain
+                    | ServerErrorKind::MasterDown
             )
-        })
+        )
     };
-    if errors.is_empty() || !errors.iter().all(not_run) {
-        return None;
-    }
-    errors.into_iter().next().flatten()
+    // Short-circuits on the first ordinary reply: a normal pipeline costs one look.
+    let first = errors.next().flatten().filter(not_run)?;
+    errors
+        .all(|error| error.as_ref().is_some_and(not_run))
+        .then_some(first)
 }
 
 /// The connected runtime shared by every clone of a generated client. Cheap to clone.
