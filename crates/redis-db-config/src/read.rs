@@ -327,6 +327,33 @@ fn check_endpoint(
     }
 }
 
+/// The entries of a mapping of names to sections, each with its name and occurrence index:
+/// duplicates are kept (and reported by validation), `nth` tells their places apart. A key that
+/// is not a string is reported here (`what` names the kind of entry) and skipped.
+fn named_entries<'a>(
+    map: &'a [(Node, Node)],
+    what: &str,
+    parent: &KeyPath,
+    sink: &mut Sink<'_>,
+) -> Vec<(&'a String, usize, &'a Node)> {
+    let mut entries = Vec::with_capacity(map.len());
+    let mut seen: Vec<&str> = Vec::new();
+    for (key, value) in map {
+        let Node::Str(name) = key else {
+            sink.push(
+                sink.key(parent),
+                format!("{what} name `{}` is not a snake_case identifier", key.key_text()),
+                "use lowercase ASCII letters, digits and single underscores, starting with a letter",
+            );
+            continue;
+        };
+        let nth = seen.iter().filter(|s| **s == name.as_str()).count();
+        seen.push(name);
+        entries.push((name, nth, value));
+    }
+    entries
+}
+
 /// `endpoints:`, a mapping of names to connection keys.
 fn endpoints(
     v: &Value<'_>,
@@ -350,21 +377,7 @@ fn endpoints(
         }
     };
     let mut out = Vec::new();
-    let mut seen: Vec<&str> = Vec::new();
-    for (key, value) in map {
-        let Node::Str(name) = key else {
-            sink.push(
-                sink.key(v.path),
-                format!(
-                    "endpoint name `{}` is not a snake_case identifier",
-                    key.key_text()
-                ),
-                "use lowercase ASCII letters, digits and single underscores, starting with a letter",
-            );
-            continue;
-        };
-        let nth = seen.iter().filter(|s| **s == name.as_str()).count();
-        seen.push(name);
+    for (name, nth, value) in named_entries(map, "endpoint", v.path, sink) {
         let path = KeyPath::endpoint(name, nth);
         let Node::Map(entries) = value else {
             sink.push(
@@ -431,22 +444,7 @@ fn databases(
         );
     }
     let mut out = Vec::new();
-    let mut seen: Vec<&str> = Vec::new();
-    for (key, value) in map {
-        let Node::Str(name) = key else {
-            sink.push(
-                sink.key(v.path),
-                format!(
-                    "database name `{}` is not a snake_case identifier",
-                    key.key_text()
-                ),
-                "use lowercase ASCII letters, digits and single underscores, starting with a letter",
-            );
-            continue;
-        };
-        // Duplicates are kept (and reported by validation); `nth` tells their places apart.
-        let nth = seen.iter().filter(|s| **s == name.as_str()).count();
-        seen.push(name);
+    for (name, nth, value) in named_entries(map, "database", v.path, sink) {
         let path = KeyPath::database(name, nth);
         if let Some(db) = database(name, nth, &path, value, sink) {
             out.push(db);
