@@ -117,3 +117,26 @@ async fn the_background_monitor_tracks_each_databases_state() {
     let json = serde_json::to_value(db.stats()).unwrap();
     assert_eq!(json["databases"]["main"]["health"], "healthy", "{json}");
 }
+
+/// A database that answers, but slower than half its timeout, is degraded rather than healthy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_server_is_degraded() {
+    let server = RedisServer::start(&[]);
+    let db = client(&server, None).await;
+    // `main` is pinged first; the pause delays its reply past TIMEOUT / 2 but not past TIMEOUT.
+    let mut raw = server.raw(0);
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(220)
+        .arg("ALL")
+        .query(&mut raw)
+        .unwrap();
+    let report = db.health().await;
+    let main = report.database("main").unwrap();
+    assert_eq!(main.state, HealthState::Degraded, "{main:?}");
+    assert!(
+        main.detail.as_deref().is_some_and(|d| d.contains("slow")),
+        "{main:?}"
+    );
+    assert!(!report.is_healthy());
+}
