@@ -23,11 +23,11 @@ pub struct Handle {
 
 impl std::fmt::Debug for Handle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let (slot, _) = self.inner.slot(self.position);
+        let (slot, target) = self.inner.slot(self.position);
         f.debug_struct("Handle")
             .field("database", &slot.name)
             .field("db", &slot.db)
-            .field("address", &self.inner.slot(self.position).1.address)
+            .field("address", &target.address)
             .finish()
     }
 }
@@ -50,13 +50,7 @@ impl Handle {
     /// Runs one command and converts the reply, with the SDK's [`Error`] (which names the
     /// database) instead of `redis::RedisError`.
     pub async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, Error> {
-        let reply = self
-            .inner
-            .run(self.position, Request::Command(cmd), true)
-            .await?;
-        let Reply::Value(value) = reply else {
-            return Err(self.unexpected_reply());
-        };
+        let value = self.command(cmd).await?;
         T::from_redis_value(value).map_err(|e| self.command_error(e.into()))
     }
 
@@ -77,7 +71,7 @@ impl Handle {
     }
 
     /// An exclusive pooled connection already on this database, for WATCH/MULTI, blocking
-    /// commands, pub/sub or long sequences. Acquiring it passes the breaker, readiness and
+    /// commands or long sequences. Acquiring it passes the breaker, readiness and
     /// connection retries; commands on it are timed out (blocking commands get their block time
     /// added) and counted, but not retried: the sequence is yours.
     pub async fn connection(&self) -> Result<Connection, Error> {
