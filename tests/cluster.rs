@@ -400,9 +400,11 @@ fn cluster_state(port: u16) -> Option<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: with read_from: replica every GET reaches a master (0 on replicas); reproduced \
-            with redis-rs 1.8.1 alone (ClusterClientBuilder::read_routing_strategy( \
-            RandomReplicaStrategy)), so connector.rs's replica lane never reads from replicas"]
+#[ignore = "known limitation: with read_from: replica every GET still reaches a master. \
+            Reproduced with redis-rs 1.8.1 alone (read_routing_strategy(RandomReplicaStrategy)); \
+            routing each read explicitly with SlotAddr::ReplicaRequired through route_command \
+            lands on masters too, so the cluster connection appears to hold no connected replica \
+            connection to route to (its fallback then picks a master)"]
 async fn read_from_replica_serves_reads_from_replicas() {
     let cluster = ClusterSet::start();
     let side = RedisServer::start(&[]);
