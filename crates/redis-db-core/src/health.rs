@@ -7,7 +7,7 @@ use redis::{ErrorKind, ServerErrorKind};
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
-use crate::core::{with_timeout, Inner, Request};
+use crate::core::{with_timeout, Inner};
 use crate::stats::CircuitState;
 
 /// The state of one database.
@@ -119,17 +119,7 @@ async fn ping(
     timeout: Duration,
 ) -> (HealthState, Option<Duration>, Option<String>) {
     let started = Instant::now();
-    let result = with_timeout(Some(timeout), async {
-        let mut live = target.lane.get().await?;
-        let reply = Request::Command(&redis::cmd("PING"))
-            .send(&mut live.connection)
-            .await;
-        if reply.as_ref().is_err_and(|e| e.is_io_error()) {
-            target.lane.discard(live.generation);
-        }
-        reply
-    })
-    .await;
+    let result = with_timeout(Some(timeout), target.lane.ping()).await;
     let latency = started.elapsed();
     match result {
         Ok(_) if latency > timeout / 2 => (

@@ -10,6 +10,7 @@ use std::time::Duration;
 use redis::{AsyncConnectionConfig, RedisError};
 
 use crate::connector::{Connector, Link};
+use crate::core::Request;
 
 use crate::stats::Counters;
 
@@ -123,6 +124,19 @@ impl Lane {
             }
             None => None,
         }
+    }
+
+    /// One `PING` on the shared connection (opening it if needed), as readiness probes and health
+    /// checks send it; a connection that breaks on it is dropped. A `LOADING` reply is an error.
+    pub async fn ping(&self) -> Result<(), RedisError> {
+        let mut live = self.get().await?;
+        let reply = Request::Command(&redis::cmd("PING"))
+            .send(&mut live.connection)
+            .await;
+        if reply.as_ref().is_err_and(|e| e.is_io_error()) {
+            self.discard(live.generation);
+        }
+        reply.map(drop)
     }
 
     /// Drops the connection of `generation` after it failed; the next call opens a new one.

@@ -5,7 +5,6 @@ use std::time::{Duration, Instant};
 
 use redis::{ErrorKind, ServerErrorKind};
 
-use crate::core::Request;
 use crate::lane::Lane;
 
 /// Per-target readiness gate. Calls pass it with one atomic load while the server is ready;
@@ -73,17 +72,7 @@ impl Readiness {
 
 /// One readiness probe: true when the server answers anything but `LOADING`.
 async fn probe(lane: &Lane, budget: Duration) -> bool {
-    let attempt = async {
-        let mut live = lane.get().await?;
-        let result = Request::Command(&redis::cmd("PING"))
-            .send(&mut live.connection)
-            .await;
-        if result.as_ref().is_err_and(|e| e.is_io_error()) {
-            lane.discard(live.generation);
-        }
-        result
-    };
-    match tokio::time::timeout(budget, attempt).await {
+    match tokio::time::timeout(budget, lane.ping()).await {
         Ok(Ok(_)) => true,
         Ok(Err(e)) => {
             e.kind() != ErrorKind::Server(ServerErrorKind::BusyLoading) && !e.is_io_error()
