@@ -2,13 +2,22 @@
 //!
 //! Contenders, interleaved in rounds so that machine drift hits all alike:
 //! - `redis-db`: the SDK's `Handle` (breaker, readiness gate, retries, stats on every call);
-//! - `raw`: a `redis` 1.8 `MultiplexedConnection` shared by clones (the floor of our stack);
+//! - `raw`: a `redis` 1.8 `MultiplexedConnection` shared by clones, with redis-rs's defaults
+//!   (RESP2, Nagle on), as an application would open it: the floor of our stack;
+//! - `raw-tuned`: the same with redis-db's socket settings (TCP_NODELAY, RESP3 where the SDK
+//!   speaks it), to tell the cost of the settings from the cost of the layer;
 //! - `deadpool`: a `deadpool-redis` pool with a checkout per operation;
 //! - `fred`: one `fred` client (one multiplexed, pipelining connection);
 //! - `redis-benchmark`: the C tool at the same concurrency, the ceiling of this machine.
 //!
-//! All clients use the same socket settings as redis-db (RESP3, TCP_NODELAY) on the same
-//! database, and a pool of 20 (redis-db's default `max_connections`) where there is a pool.
+//! The other peers use redis-db's socket settings (TCP_NODELAY) on the same database, and a pool
+//! of 20 (redis-db's default `max_connections`) where there is a pool.
+//!
+//! Beside throughput (which spreads 30-80 % between rounds on a shared 2-core VM) every sample
+//! records the process CPU time per operation (`getrusage` around the measured phase; for
+//! `redis-benchmark` its own CPU), the server's CPU per operation (`/proc/<pid>/stat`, own server
+//! only) and TCP segments per operation (`/proc/net/snmp`, both directions on loopback): fewer
+//! segments per command means better implicit pipelining on the multiplexed connection.
 //!
 //! Options (arguments after `--`, or environment variables):
 //! `--secs S` / `BENCH_SECS` (measured seconds per contender and round, default 1),
@@ -16,7 +25,9 @@
 //! `--allow-dirty` / `BENCH_ALLOW_DIRTY=1` (run even if the database holds data).
 //! `REDIS_URL` points it at an existing server instead of starting its own `redis-server`.
 //!
-//! The last lines it prints are `RATIO <workload> redis-db/<peer> <value>`, one per comparison.
+//! The last lines it prints are `RATIO <workload> redis-db/<peer> <value>` (throughput),
+//! `CPU <workload> <contender> <us/op>` and `CPURATIO <workload> redis-db/<peer> <value>`.
+//! Instructions per call (deterministic, callgrind) come from `benches/calls.rs`.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -32,7 +43,6 @@ use fred::interfaces::{ClientLike, KeysInterface};
 use hdrhistogram::Histogram;
 use redis::io::tcp::TcpSettings;
 use redis::{AsyncCommands, ConnectionInfo, IntoConnectionInfo, ProtocolVersion};
-use redis_db_core::bench_support::CallLayer;
 
 #[redis_db::databases(config = "benches/redis-databases.yaml")]
 pub enum Db {}
@@ -46,6 +56,8 @@ const VALUE: [u8; 64] = [b'x'; 64];
 const PIPELINE: usize = 100;
 /// redis-db's default `max_connections`; the deadpool peer gets the same pool size.
 const POOL_SIZE: usize = 20;
+/// The protocol redis-db's connections speak; `raw-tuned`, deadpool and fred use it too.
+const SDK_PROTOCOL: ProtocolVersion = ProtocolVersion::RESP3;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Workload {
@@ -86,7 +98,7 @@ impl Workload {
         use Contender::*;
         match self {
             Workload::GetSet(_) | Workload::Pipeline => {
-                &[RedisDb, Raw, Deadpool, Fred, RedisBenchmark]
+                &[RedisDb, Raw, RawTuned, Deadpool, Fred, RedisBenchmark]
             }
             Workload::Checkout(_) => &[RedisDb, Deadpool],
         }
@@ -97,6 +109,7 @@ impl Workload {
 enum Contender {
     RedisDb,
     Raw,
+    RawTuned,
     Deadpool,
     Fred,
     RedisBenchmark,
@@ -107,6 +120,7 @@ impl Contender {
         match self {
             Contender::RedisDb => "redis-db",
             Contender::Raw => "raw",
+            Contender::RawTuned => "raw-tuned",
             Contender::Deadpool => "deadpool",
             Contender::Fred => "fred",
             Contender::RedisBenchmark => "redis-benchmark",
@@ -145,7 +159,7 @@ impl Options {
 }
 
 const USAGE: &str = "usage: cargo bench --bench compare [-- [--secs S] [--warmup S] [--rounds N] [--allow-dirty]\n\
-    [--only layer,getset-c1,getset-c16,getset-c256,pipeline100-c1,checkout-c16] [--contenders redis-db,raw,deadpool,fred,redis-benchmark]]\n\
+    [--only getset-c1,getset-c16,getset-c256,pipeline100-c1,checkout-c16] [--contenders redis-db,raw,raw-tuned,deadpool,fred,redis-benchmark]]\n\
     env: BENCH_SECS, BENCH_WARMUP, BENCH_ROUNDS, BENCH_ALLOW_DIRTY=1, REDIS_URL (else it starts its own redis-server)";
 
 /// `Ok(None)`: not run by `cargo bench` (e.g. `cargo test --benches`), so do nothing.
@@ -213,13 +227,14 @@ fn parse_options() -> Result<Option<Options>, String> {
         return Err(format!("rounds and secs must be positive\n{USAGE}"));
     }
     for only in &options.only {
-        if only != "layer" && !WORKLOADS.iter().any(|w| w.id() == *only) {
+        if !WORKLOADS.iter().any(|w| w.id() == *only) {
             return Err(format!("--only {only}: no such workload\n{USAGE}"));
         }
     }
     let ids = [
         Contender::RedisDb,
         Contender::Raw,
+        Contender::RawTuned,
         Contender::Deadpool,
         Contender::Fred,
         Contender::RedisBenchmark,
@@ -250,23 +265,26 @@ impl Server {
     }
 }
 
-/// The connection every raw peer uses: `url` on [`DB`], RESP3, TCP_NODELAY, like redis-db's.
-fn connection_info(url: &str) -> Result<ConnectionInfo, String> {
+/// `url` on [`DB`] with redis-rs's defaults otherwise (RESP2, Nagle on): the `raw` peer.
+fn default_connection_info(url: &str) -> Result<ConnectionInfo, String> {
     let info = url
         .into_connection_info()
         .map_err(|e| format!("REDIS_URL {url}: {e}"))?;
-    let settings = info
-        .redis_settings()
-        .clone()
-        .set_db(i64::from(DB))
-        .set_protocol(ProtocolVersion::RESP3);
+    let settings = info.redis_settings().clone().set_db(i64::from(DB));
+    Ok(info.set_redis_settings(settings))
+}
+
+/// `url` on [`DB`] with redis-db's socket settings: TCP_NODELAY, and `protocol`.
+fn connection_info(url: &str, protocol: ProtocolVersion) -> Result<ConnectionInfo, String> {
+    let info = default_connection_info(url)?;
+    let settings = info.redis_settings().clone().set_protocol(protocol);
     Ok(info
         .set_redis_settings(settings)
         .set_tcp_settings(TcpSettings::default().set_nodelay(true)))
 }
 
 fn sync_connection(url: &str) -> Result<redis::Connection, String> {
-    redis::Client::open(connection_info(url)?)
+    redis::Client::open(default_connection_info(url)?)
         .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(5)))
         .map_err(|e| format!("cannot connect to {url} db {DB}: {e}"))
 }
@@ -444,6 +462,111 @@ struct Sample {
     ops_per_sec: f64,
     p50_us: f64,
     p99_us: f64,
+    /// The client's CPU time (user + system, all threads) per operation.
+    cpu_us: f64,
+    /// The server's CPU time per operation (NaN when the server is not ours).
+    server_cpu_us: f64,
+    /// TCP segments sent on the machine per operation (NaN without `/proc/net/snmp`).
+    segments: f64,
+}
+
+/// The costs of one measured phase: client CPU, server CPU, TCP segments.
+#[derive(Clone, Copy)]
+struct Meter {
+    cpu: Duration,
+    server_ticks: Option<u64>,
+    segments: Option<u64>,
+}
+
+impl Meter {
+    fn start(who: Rusage) -> Meter {
+        Meter {
+            cpu: cpu_time(who),
+            server_ticks: server_ticks(),
+            segments: tcp_out_segments(),
+        }
+    }
+
+    /// What was spent since `start`: client CPU us, server CPU us, segments.
+    fn stop(self, who: Rusage) -> Spent {
+        let server_ticks = match (self.server_ticks, server_ticks()) {
+            (Some(a), Some(b)) => Some(b.saturating_sub(a)),
+            _ => None,
+        };
+        let segments = match (self.segments, tcp_out_segments()) {
+            (Some(a), Some(b)) => Some(b.saturating_sub(a)),
+            _ => None,
+        };
+        Spent {
+            cpu_us: cpu_time(who).saturating_sub(self.cpu).as_secs_f64() * 1e6,
+            server_cpu_us: server_ticks
+                .map_or(f64::NAN, |t| t as f64 * 1e6 / clock_ticks_per_sec()),
+            segments: segments.map_or(f64::NAN, |s| s as f64),
+        }
+    }
+}
+
+/// A measured phase's costs, to be divided by its operations.
+#[derive(Clone, Copy)]
+struct Spent {
+    cpu_us: f64,
+    server_cpu_us: f64,
+    segments: f64,
+}
+
+#[derive(Clone, Copy)]
+enum Rusage {
+    /// This process: the Rust contenders.
+    Own,
+    /// Waited-for children: `redis-benchmark`.
+    Children,
+}
+
+fn cpu_time(who: Rusage) -> Duration {
+    let who = match who {
+        Rusage::Own => libc::RUSAGE_SELF,
+        Rusage::Children => libc::RUSAGE_CHILDREN,
+    };
+    // SAFETY: getrusage only writes into the struct we hand it.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(who, &mut usage);
+        usage
+    };
+    let time = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    };
+    time(usage.ru_utime) + time(usage.ru_stime)
+}
+
+/// The pid of the server this run started (set once in `run`).
+static SERVER_PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+
+/// utime + stime of our own server, in clock ticks.
+fn server_ticks() -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", SERVER_PID.get()?)).ok()?;
+    // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+}
+
+fn clock_ticks_per_sec() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if ticks > 0 {
+        ticks as f64
+    } else {
+        100.0
+    }
+}
+
+/// `Tcp: OutSegs` of `/proc/net/snmp`: every TCP segment this machine sent.
+fn tcp_out_segments() -> Option<u64> {
+    let snmp = std::fs::read_to_string("/proc/net/snmp").ok()?;
+    let mut tcp = snmp.lines().filter(|l| l.starts_with("Tcp:"));
+    let (names, values) = (tcp.next()?, tcp.next()?);
+    let column = names.split_whitespace().position(|n| n == "OutSegs")?;
+    values.split_whitespace().nth(column)?.parse().ok()
 }
 
 const WARMUP: u8 = 0;
@@ -496,10 +619,12 @@ async fn drive<O: Op>(
     }
     tokio::time::sleep(Duration::from_secs_f64(options.warmup)).await;
     phase.store(MEASURE, Ordering::Relaxed);
+    let meter = Meter::start(Rusage::Own);
     let started = Instant::now();
     tokio::time::sleep(Duration::from_secs_f64(options.secs)).await;
     phase.store(STOP, Ordering::Relaxed);
     let elapsed = started.elapsed().as_secs_f64();
+    let spent = meter.stop(Rusage::Own);
     let mut total = 0u64;
     let mut latency = histogram();
     for handle in handles {
@@ -510,10 +635,14 @@ async fn drive<O: Op>(
         total += ops;
         latency.add(&task_latency).map_err(|e| e.to_string())?;
     }
+    let ops = (total * weight) as f64;
     Ok(Sample {
-        ops_per_sec: (total * weight) as f64 / elapsed,
+        ops_per_sec: ops / elapsed,
         p50_us: latency.value_at_quantile(0.50) as f64 / 1000.0,
         p99_us: latency.value_at_quantile(0.99) as f64 / 1000.0,
+        cpu_us: spent.cpu_us / ops,
+        server_cpu_us: spent.server_cpu_us / ops,
+        segments: spent.segments / ops,
     })
 }
 
@@ -523,6 +652,7 @@ struct Clients {
     /// The client the handle belongs to; its `stats()` prove every call took the SDK's road.
     db: DbClient,
     raw: redis::aio::MultiplexedConnection,
+    raw_tuned: redis::aio::MultiplexedConnection,
     deadpool: deadpool_redis::Pool,
     fred: fred::prelude::Client,
     url: String,
@@ -537,12 +667,17 @@ impl Clients {
             .connect()
             .await
             .map_err(|e| format!("redis-db: {e}"))?;
-        let info = connection_info(url)?;
-        let raw = redis::Client::open(info.clone())
+        let raw = redis::Client::open(default_connection_info(url)?)
             .map_err(|e| e.to_string())?
             .get_multiplexed_async_connection()
             .await
             .map_err(|e| format!("raw: {e}"))?;
+        let info = connection_info(url, SDK_PROTOCOL)?;
+        let raw_tuned = redis::Client::open(info.clone())
+            .map_err(|e| e.to_string())?
+            .get_multiplexed_async_connection()
+            .await
+            .map_err(|e| format!("raw-tuned: {e}"))?;
         let manager = deadpool_redis::Manager::new(info).map_err(|e| format!("deadpool: {e}"))?;
         let deadpool = deadpool_redis::Pool::builder(manager)
             .max_size(POOL_SIZE)
@@ -550,7 +685,10 @@ impl Clients {
             .build()
             .map_err(|e| format!("deadpool: {e}"))?;
         let mut config = fred::prelude::Config::from_url(url).map_err(|e| format!("fred: {e}"))?;
-        config.version = fred::types::RespVersion::RESP3;
+        config.version = match SDK_PROTOCOL {
+            ProtocolVersion::RESP2 => fred::types::RespVersion::RESP2,
+            _ => fred::types::RespVersion::RESP3,
+        };
         config.database = Some(DB);
         let fred = fred::prelude::Builder::from_config(config)
             .with_connection_config(|c| {
@@ -566,6 +704,7 @@ impl Clients {
             handle: db.main(),
             db,
             raw,
+            raw_tuned,
             deadpool,
             fred,
             url: url.to_owned(),
@@ -615,6 +754,9 @@ impl Clients {
             (Workload::GetSet(_), Raw) => {
                 drive(RawGetSet(self.raw.clone()), tasks, 1, options, keys).await
             }
+            (Workload::GetSet(_), RawTuned) => {
+                drive(RawGetSet(self.raw_tuned.clone()), tasks, 1, options, keys).await
+            }
             (Workload::GetSet(_), Deadpool) => {
                 drive(
                     DeadpoolGetSet(self.deadpool.clone()),
@@ -641,6 +783,16 @@ impl Clients {
             (Workload::Pipeline, Raw) => {
                 drive(
                     RawPipeline(self.raw.clone(), self.pipeline.clone()),
+                    tasks,
+                    weight,
+                    options,
+                    keys,
+                )
+                .await
+            }
+            (Workload::Pipeline, RawTuned) => {
+                drive(
+                    RawPipeline(self.raw_tuned.clone(), self.pipeline.clone()),
                     tasks,
                     weight,
                     options,
@@ -701,11 +853,15 @@ fn redis_benchmark(
     let requests = ((estimate * secs / 2.0) as u64)
         .max(1000)
         .max(clients as u64 * 10);
+    let meter = Meter::start(Rusage::Children);
     let output = Command::new("redis-benchmark")
         .args(["-u", url, "--dbnum", &DB.to_string(), "-3", "-t", "set,get", "-d", "64", "--csv"])
         .args(["-c", &clients.to_string(), "-n", &requests.to_string(), "-P", &pipeline.to_string()])
         .output()
         .map_err(|e| format!("cannot run redis-benchmark ({e}); it comes with redis-server (apt-get install redis-tools)"))?;
+    let spent = meter.stop(Rusage::Children);
+    // Its own run, set-up included: the CPU figures are per request over the whole run.
+    let ops = (requests * 2) as f64;
     let stdout = String::from_utf8_lossy(&output.stdout);
     if !output.status.success() {
         return Err(format!(
@@ -736,89 +892,10 @@ fn redis_benchmark(
         ops_per_sec: n / rows.iter().map(|r| 1.0 / r.0).sum::<f64>(),
         p50_us: rows.iter().map(|r| r.1).sum::<f64>() / n * 1000.0,
         p99_us: rows.iter().map(|r| r.2).sum::<f64>() / n * 1000.0,
+        cpu_us: spent.cpu_us / ops,
+        server_cpu_us: spent.server_cpu_us / ops,
+        segments: spent.segments / ops,
     })
-}
-
-// ---------------------------------------------------------------------------------------------
-// The per-call layer on its own
-
-const LAYER_ITERATIONS: u32 = 20_000;
-
-/// ns per iteration of `f`, best of 25 short batches: on a busy machine some batch runs without
-/// being preempted, and the best one is the cost of the code rather than of the neighbours.
-fn ns_per_call(mut f: impl FnMut(u32)) -> f64 {
-    (0..25)
-        .map(|_| {
-            let started = Instant::now();
-            for i in 0..LAYER_ITERATIONS {
-                f(i);
-            }
-            started.elapsed().as_nanos() as f64 / f64::from(LAYER_ITERATIONS)
-        })
-        .fold(f64::INFINITY, f64::min)
-}
-
-/// The layer's parts and the whole, in ns per call; "call, 2 threads" has both cores calling
-/// on one shared target (the breaker's and the histogram's shared state contended).
-fn layer_costs() -> Vec<(&'static str, f64)> {
-    let layer = Arc::new(CallLayer::new());
-    let get = redis::cmd("GET").arg(format!("{PREFIX}0")).clone();
-    let mut set = redis::cmd("SET");
-    set.arg(format!("{PREFIX}0")).arg(&VALUE[..]);
-    let cmd = |i: u32| if i.is_multiple_of(2) { &set } else { &get };
-    let whole = ns_per_call(|i| {
-        std::hint::black_box(layer.call(cmd(i)));
-    });
-    let two_threads = std::thread::scope(|scope| {
-        let runs: Vec<_> = (0..2)
-            .map(|_| {
-                scope.spawn(|| {
-                    ns_per_call(|i| {
-                        std::hint::black_box(layer.call(cmd(i)));
-                    })
-                })
-            })
-            .collect();
-        runs.into_iter()
-            .map(|r| r.join().expect("layer thread"))
-            .fold(0.0, f64::max)
-    });
-    vec![
-        ("call (traits+clock+breaker+readiness+record)", whole),
-        ("call, 2 threads on one target", two_threads),
-        (
-            "  CommandTraits::of_cmd",
-            ns_per_call(|i| {
-                std::hint::black_box(layer.traits(cmd(i)));
-            }),
-        ),
-        (
-            "  breaker try_acquire + succeeded",
-            ns_per_call(|_| {
-                std::hint::black_box(layer.breaker());
-            }),
-        ),
-        (
-            "  readiness is_loading",
-            ns_per_call(|_| {
-                std::hint::black_box(layer.readiness());
-            }),
-        ),
-        (
-            "  (retry::backoff, built on a first retry only)",
-            ns_per_call(|_| layer.backoff()),
-        ),
-        (
-            "  stats record_call",
-            ns_per_call(|i| layer.record(Duration::from_micros(u64::from(i % 500) + 20))),
-        ),
-        (
-            "  clock: 2 x Instant::now + elapsed",
-            ns_per_call(|_| {
-                std::hint::black_box(layer.clock());
-            }),
-        ),
-    ]
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -931,10 +1008,14 @@ fn run(options: Options) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let keys: Arc<Vec<String>> = Arc::new((0..KEYS).map(|i| format!("{PREFIX}{i}")).collect());
     let started = Instant::now();
-    let (results, layers) = runtime.block_on(async {
+    if let Server::Own(own) = &server {
+        if let Some(pid) = own.pid() {
+            let _ = SERVER_PID.set(pid);
+        }
+    }
+    let results = runtime.block_on(async {
         let clients = Clients::connect(&url).await?;
         let mut results: BTreeMap<(Workload, Contender), Vec<Sample>> = BTreeMap::new();
-        let mut layers: Vec<Vec<(&'static str, f64)>> = Vec::new();
         // First guesses of redis-benchmark's rate, so that its run lasts about `secs`.
         let mut estimates: BTreeMap<Workload, f64> = WORKLOADS
             .iter()
@@ -958,13 +1039,6 @@ fn run(options: Options) -> Result<(), String> {
                 options.rounds,
                 started.elapsed().as_secs_f64()
             );
-            if options.only.is_empty() || options.only.iter().any(|o| o == "layer") {
-                layers.push(
-                    tokio::task::spawn_blocking(layer_costs)
-                        .await
-                        .map_err(|e| e.to_string())?,
-                );
-            }
             for workload in WORKLOADS {
                 // Rotate the order each round so no contender always runs first or after the C tool.
                 let contenders = workload.contenders();
@@ -982,12 +1056,15 @@ fn run(options: Options) -> Result<(), String> {
                         estimates.insert(workload, sample.ops_per_sec);
                     }
                     eprintln!(
-                        "  {:<16} {:<16} {:>11.0} ops/s  p50 {:>8.1} us  p99 {:>8.1} us",
+                        "  {:<16} {:<16} {:>11.0} ops/s  p50 {:>8.1} us  p99 {:>8.1} us  CPU {:>6.3} us/op  srv {:>6.3}  seg {:>5.3}",
                         workload.id(),
                         contender.id(),
                         sample.ops_per_sec,
                         sample.p50_us,
-                        sample.p99_us
+                        sample.p99_us,
+                        sample.cpu_us,
+                        sample.server_cpu_us,
+                        sample.segments
                     );
                     results
                         .entry((workload, contender))
@@ -1002,7 +1079,7 @@ fn run(options: Options) -> Result<(), String> {
             "redis-db stats: {} calls recorded, {} failures, {} retries, {} connections opened",
             totals.commands, totals.failures, totals.retries, totals.connections_created
         );
-        Ok::<_, String>((results, layers))
+        Ok::<_, String>(results)
     })?;
     drop(runtime);
 
@@ -1020,103 +1097,125 @@ fn run(options: Options) -> Result<(), String> {
         }
     }
 
-    report(&results, &layers, started.elapsed());
+    report(&results, started.elapsed());
     Ok(())
 }
 
-fn report(
-    results: &BTreeMap<(Workload, Contender), Vec<Sample>>,
-    layers: &[Vec<(&'static str, f64)>],
-    took: Duration,
-) {
+fn report(results: &BTreeMap<(Workload, Contender), Vec<Sample>>, took: Duration) {
     let median_of = |samples: &[Sample], f: fn(&Sample) -> f64| {
         median(&mut samples.iter().map(f).collect::<Vec<_>>())
     };
+    let spread_of = |samples: &[Sample], f: fn(&Sample) -> f64| {
+        let (min, max) = samples
+            .iter()
+            .map(f)
+            .fold((f64::INFINITY, 0.0f64), |(lo, hi), v| {
+                (lo.min(v), hi.max(v))
+            });
+        (max - min) / median_of(samples, f) * 100.0
+    };
     let mut ratios = Vec::new();
+    let mut cpu_ratios = Vec::new();
+    let mut cpu_lines = Vec::new();
     println!();
-    println!("Median of rounds; spread = (max - min) / median of the rounds' ops/s; ratio = redis-db / contender.");
+    println!("Median of rounds; spread = (max - min) / median of the rounds; ratio = redis-db / contender (throughput).");
+    println!("CPU = client process CPU per op (redis-benchmark: its own); srv = server CPU per op; seg = TCP segments per op.");
     println!(
-        "{:<18} {:<16} {:>12} {:>7} {:>10} {:>10} {:>8}",
-        "workload", "contender", "ops/s", "spread", "p50 us", "p99 us", "ratio"
+        "{:<18} {:<16} {:>11} {:>7} {:>8} {:>8} {:>7} {:>8} {:>7} {:>7} {:>6} {:>7}",
+        "workload",
+        "contender",
+        "ops/s",
+        "spread",
+        "p50 us",
+        "p99 us",
+        "ratio",
+        "CPU us",
+        "spread",
+        "srv us",
+        "seg",
+        "cpu x"
     );
     for workload in WORKLOADS {
         let Some(ours) = results.get(&(workload, Contender::RedisDb)) else {
             continue;
         };
         let ours_ops = median_of(ours, |s| s.ops_per_sec);
+        let ours_cpu = median_of(ours, |s| s.cpu_us);
         println!("{}", workload.describe());
         for contender in workload.contenders() {
             let Some(samples) = results.get(&(workload, *contender)) else {
                 continue;
             };
             let ops = median_of(samples, |s| s.ops_per_sec);
-            let (min, max) = samples.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), s| {
-                (lo.min(s.ops_per_sec), hi.max(s.ops_per_sec))
-            });
-            let ratio = if *contender == Contender::RedisDb {
-                String::new()
+            let cpu = median_of(samples, |s| s.cpu_us);
+            let (ratio, cpu_ratio) = if *contender == Contender::RedisDb {
+                (String::new(), String::new())
             } else {
                 ratios.push((workload.id(), contender.id(), ours_ops / ops));
-                format!("{:.3}", ours_ops / ops)
+                if *contender != Contender::RedisBenchmark {
+                    cpu_ratios.push((workload.id(), contender.id(), ours_cpu / cpu));
+                }
+                (
+                    format!("{:.3}", ours_ops / ops),
+                    format!("{:.3}", ours_cpu / cpu),
+                )
             };
+            cpu_lines.push(format!(
+                "CPU {} {} {:.3} (spread {:.0}%)",
+                workload.id(),
+                contender.id(),
+                cpu,
+                spread_of(samples, |s| s.cpu_us)
+            ));
             println!(
-                "{:<18} {:<16} {:>12.0} {:>6.1}% {:>10.1} {:>10.1} {:>8}",
+                "{:<18} {:<16} {:>11.0} {:>6.1}% {:>8.1} {:>8.1} {:>7} {:>8.3} {:>6.1}% {:>7.3} {:>6.3} {:>7}",
                 workload.id(),
                 contender.id(),
                 ops,
-                (max - min) / ops * 100.0,
+                spread_of(samples, |s| s.ops_per_sec),
                 median_of(samples, |s| s.p50_us),
                 median_of(samples, |s| s.p99_us),
-                ratio
+                ratio,
+                cpu,
+                spread_of(samples, |s| s.cpu_us),
+                median_of(samples, |s| s.server_cpu_us),
+                median_of(samples, |s| s.segments),
+                cpu_ratio
             );
         }
     }
 
     println!();
-    println!(
-        "Per-call layer on its own (no I/O), ns per call, median of {} rounds:",
-        layers.len()
-    );
-    let mut layer_ns = f64::NAN;
-    if let Some(first) = layers.first() {
-        for (index, (name, _)) in first.iter().enumerate() {
-            let value = median(
-                &mut layers
-                    .iter()
-                    .map(|round| round[index].1)
-                    .collect::<Vec<_>>(),
-            );
-            if index == 0 {
-                layer_ns = value;
-            }
-            println!("  {name:<62} {value:>8.1}");
-        }
-    }
-
-    println!();
-    println!("Targets (issue 4):");
+    println!("Targets (the per-call-tax issue):");
     for (workload, peer, value) in &ratios {
         let target = match *peer {
-            "raw" => Some(0.95),
+            "raw" if workload != "checkout-c16" => Some(0.97),
             "deadpool" => Some(1.0),
-            "fred" if workload.starts_with("getset-c") && workload != "getset-c1" => Some(1.0),
+            "fred" if workload == "getset-c16" || workload == "getset-c256" => Some(1.0),
             _ => None,
         };
         if let Some(target) = target {
             let verdict = if *value >= target { "met" } else { "MISSED" };
-            println!("  {workload:<18} redis-db/{peer:<16} {value:.3} >= {target:.2}: {verdict}");
+            println!("  {workload:<18} redis-db/{peer:<16} throughput {value:.3} >= {target:.2}: {verdict}");
         }
     }
-    if !layer_ns.is_nan() {
-        let verdict = if layer_ns < 200.0 { "met" } else { "MISSED" };
-        println!("  per-call layer {layer_ns:.1} ns < 200 ns: {verdict}");
+    for (workload, peer, value) in &cpu_ratios {
+        if *peer == "raw" && (workload == "getset-c16" || workload == "getset-c256") {
+            let verdict = if *value <= 1.05 { "met" } else { "MISSED" };
+            println!(
+                "  {workload:<18} redis-db/{peer:<16} CPU per op {value:.3} <= 1.05: {verdict}"
+            );
+        }
     }
     println!("(run took {:.0} s)", took.as_secs_f64());
     println!();
-    if !layer_ns.is_nan() {
-        println!("LAYER ns_per_call {layer_ns:.1}");
+    for line in cpu_lines {
+        println!("{line}");
     }
     for (workload, peer, value) in ratios {
         println!("RATIO {workload} redis-db/{peer} {value:.3}");
+    }
+    for (workload, peer, value) in cpu_ratios {
+        println!("CPURATIO {workload} redis-db/{peer} {value:.3}");
     }
 }

@@ -43,6 +43,11 @@ impl RedisServer {
         self.port
     }
 
+    /// The server process's id while it runs (benches read its CPU time from `/proc`).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }

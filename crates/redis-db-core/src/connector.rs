@@ -19,6 +19,8 @@ use redis::{
 };
 use redis_db_config::{Config, Connection, NodeAddress, ReadFrom, Topology};
 
+use crate::coalesce::Coalescing;
+
 /// Which node of an endpoint a connection goes to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Role {
@@ -149,37 +151,23 @@ impl Connector {
         }
     }
 
-    /// Opens a connection. `alive` is cleared when a node connection's driver sees the socket
-    /// close (a cluster connection reconnects its nodes itself).
+    /// Opens a connection. `shared`: for the shared lane, whose connection batches the
+    /// writes of all callers (`coalesce.rs`) and clears `alive` the moment its driver stops
+    /// (the socket closed); exclusive connections pass `None`.
     pub async fn connect(
         &self,
         config: &AsyncConnectionConfig,
-        alive: Option<Arc<AtomicBool>>,
+        shared: Option<Arc<AtomicBool>>,
     ) -> Result<Link, RedisError> {
-        let config = match alive {
-            Some(flag) => config
-                .clone()
-                .set_push_sender(move |push: redis::PushInfo| {
-                    if push.kind == PushKind::Disconnection {
-                        flag.store(false, Ordering::Release);
-                    }
-                    Ok::<(), std::convert::Infallible>(())
-                }),
-            None => config.clone(),
-        };
         match self {
-            Connector::Standalone(client) => Ok(Link::Node(
-                client
-                    .get_multiplexed_async_connection_with_config(&config)
-                    .await?,
-            )),
-            Connector::Sentinel(sentinel) => sentinel.connect(&config).await.map(Link::Node),
+            Connector::Standalone(client) => {
+                open_node(client, config, shared).await.map(Link::Node)
+            }
+            Connector::Sentinel(sentinel) => sentinel.connect(config, shared).await.map(Link::Node),
             Connector::Cluster(client) => Ok(Link::Cluster(client.get_async_connection().await?)),
         }
     }
-}
 
-impl Connector {
     /// A failover announced this master: the next connect goes there.
     pub fn announce_master(&self, host: &str, port: u16) {
         if let Connector::Sentinel(sentinel) = self {
@@ -196,13 +184,11 @@ impl SentinelConnector {
     async fn connect(
         &self,
         config: &AsyncConnectionConfig,
+        shared: Option<Arc<AtomicBool>>,
     ) -> Result<MultiplexedConnection, RedisError> {
         let announced = self.lock_announced().clone();
         if let Some(client) = announced {
-            if let Ok(mut connection) = client
-                .get_multiplexed_async_connection_with_config(config)
-                .await
-            {
+            if let Ok(mut connection) = open_node(&client, config, shared.clone()).await {
                 if is_master(&mut connection).await {
                     return Ok(connection);
                 }
@@ -210,8 +196,8 @@ impl SentinelConnector {
             // Not (or no longer) the master: the sentinels know better by now.
             *self.lock_announced() = None;
         }
-        let mut sentinels = self.sentinels.lock().await;
-        sentinels.get_async_connection_with_config(config).await
+        let client = self.sentinels.lock().await.async_get_client().await?;
+        open_node(&client, config, shared).await
     }
 
     fn lock_announced(&self) -> std::sync::MutexGuard<'_, Option<Client>> {
@@ -219,6 +205,53 @@ impl SentinelConnector {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
+
+/// One connection to one node. The shared lane's plain-TCP connection is built here from the
+/// socket up, so that its writes coalesce and its driver is ours to watch; every other
+/// connection (exclusive ones, TLS, Unix sockets) is redis-rs's own, and a shared one of those
+/// learns of a closed socket from the RESP3 disconnection notice instead.
+async fn open_node(
+    client: &Client,
+    config: &AsyncConnectionConfig,
+    shared: Option<Arc<AtomicBool>>,
+) -> Result<MultiplexedConnection, RedisError> {
+    let info = client.get_connection_info();
+    let Some(alive) = shared else {
+        return client
+            .get_multiplexed_async_connection_with_config(config)
+            .await;
+    };
+    let ConnectionAddr::Tcp(host, port) = info.addr() else {
+        let config = config
+            .clone()
+            .set_push_sender(move |push: redis::PushInfo| {
+                if push.kind == PushKind::Disconnection {
+                    alive.store(false, Ordering::Release);
+                }
+                Ok::<(), std::convert::Infallible>(())
+            });
+        return client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await;
+    };
+    let stream = tokio::net::TcpStream::connect((host.as_str(), *port)).await?;
+    stream.set_nodelay(info.tcp_settings().nodelay())?;
+    if let Some(keepalive) = info.tcp_settings().keepalive() {
+        redis::io::tcp::socket2::SockRef::from(&stream).set_tcp_keepalive(keepalive)?;
+    }
+    let (connection, driver) = MultiplexedConnection::new_with_config(
+        info.redis_settings(),
+        Coalescing::new(stream),
+        config.clone(),
+    )
+    .await?;
+    // The driver ends when the socket closes or the last clone of the connection is dropped.
+    tokio::spawn(async move {
+        driver.await;
+        alive.store(false, Ordering::Release);
+    });
+    Ok(connection)
 }
 
 async fn is_master(connection: &mut MultiplexedConnection) -> bool {

@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 
 use crate::breaker::{Breaker, Transition};
 use crate::command::CommandTraits;
-use crate::connector::{self, Connector, Role};
+use crate::connector::{self, Connector, Link, Role};
 use crate::error::Error;
 use crate::failover;
 use crate::handle::Handle;
@@ -111,7 +111,7 @@ impl Request<'_> {
     /// Sends the request. A server error reply is turned into `Err` here (redis-rs hands it
     /// over as a `Value`), so that the classifier sees `LOADING`, `TRYAGAIN`, `MASTERDOWN` and
     /// command errors alike.
-    pub async fn send<C: ConnectionLike>(&self, connection: &mut C) -> Result<Reply, RedisError> {
+    pub async fn send(&self, connection: &mut Link) -> Result<Reply, RedisError> {
         match self {
             Request::Command(cmd) => match connection.req_packed_command(cmd).await? {
                 Value::ServerError(error) => Err(error.into()),
@@ -159,12 +159,12 @@ impl Request<'_> {
 /// the redirect cannot be followed here (not a cluster, a transaction, an unreadable target);
 /// the caller's attempt loop then retries after the migration moved on.
 async fn follow_ask(
-    link: &mut crate::connector::Link,
+    link: &mut Link,
     request: &Request<'_>,
     error: &RedisError,
 ) -> Option<Result<Reply, RedisError>> {
     use redis::cluster_routing::SingleNodeRoutingInfo;
-    let crate::connector::Link::Cluster(cluster) = link else {
+    let Link::Cluster(cluster) = link else {
         return None;
     };
     let (node, _slot) = error.redirect_node()?;
@@ -451,8 +451,14 @@ impl Inner {
             })
         } else {
             let timeout = traits.deadline(slot.timeout);
+            let mut first = true;
             self.guarded(slot, traits.read_only, timeout, || {
-                self.attempt(target, &request, &traits, timeout)
+                let begun = if std::mem::take(&mut first) {
+                    started
+                } else {
+                    Instant::now()
+                };
+                self.attempt(target, &request, &traits, timeout, begun)
             })
             .await
         };
@@ -599,6 +605,7 @@ impl Inner {
         request: &Request<'_>,
         traits: &CommandTraits,
         timeout: Option<Duration>,
+        begun: Instant,
     ) -> Result<Reply, Failure> {
         if traits.blocks_for.is_some() {
             return Box::pin(self.attempt_exclusive(target, request, timeout)).await;
@@ -607,10 +614,17 @@ impl Inner {
             Some(replicas) if traits.read_only => replicas,
             _ => &target.lane,
         };
-        let mut live = lane
-            .get()
-            .await
-            .map_err(|e| Failure::Redis(e, Stage::Connect))?;
+        // The attempt's deadline counts from `begun` (the call's start, read once for the
+        // latency figure too) unless a connection had to be opened first.
+        let (mut live, begun) = match lane.live() {
+            Some(live) => (live, begun),
+            None => {
+                let live = Box::pin(lane.open())
+                    .await
+                    .map_err(|e| Failure::Redis(e, Stage::Connect))?;
+                (live, Instant::now())
+            }
+        };
         let sent = async {
             match request.send(&mut live.connection).await {
                 Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::Ask) => {
@@ -621,7 +635,13 @@ impl Inner {
                 other => other,
             }
         };
-        match with_timeout(timeout, sent).await {
+        let outcome = match timeout.and_then(|limit| deadline(begun, limit)) {
+            Some((at, limit)) => tokio::time::timeout_at(at, sent)
+                .await
+                .unwrap_or_else(|_| Err(timed_out(limit))),
+            None => sent.await,
+        };
+        match outcome {
             Ok(reply) => Ok(reply),
             Err(e) => {
                 if retry::needs_new_connection(&e) {
@@ -640,7 +660,7 @@ impl Inner {
         timeout: Option<Duration>,
     ) -> Result<Reply, Failure> {
         let mut connection = self.checkout(target).await?;
-        match with_timeout(timeout, request.send(&mut *connection)).await {
+        match with_timeout(timeout, request.send(&mut connection)).await {
             Ok(reply) => Ok(reply),
             Err(e) => {
                 // Possibly still blocked server-side or broken: never hand it out again.
@@ -870,17 +890,25 @@ pub(crate) async fn with_timeout<T>(
     timeout: Option<Duration>,
     future: impl std::future::Future<Output = Result<T, RedisError>>,
 ) -> Result<T, RedisError> {
-    match timeout {
+    match timeout.and_then(|limit| deadline(Instant::now(), limit)) {
         None => future.await,
-        Some(limit) => tokio::time::timeout(limit, future)
+        Some((at, limit)) => tokio::time::timeout_at(at, future)
             .await
-            .unwrap_or_else(|_| {
-                Err(RedisError::from(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    format!("no reply within {limit:?}"),
-                )))
-            }),
+            .unwrap_or_else(|_| Err(timed_out(limit))),
     }
+}
+
+/// `limit` after `since`; `None` when a block time is too long to add to a clock reading,
+/// which means no deadline at all.
+fn deadline(since: Instant, limit: Duration) -> Option<(tokio::time::Instant, Duration)> {
+    Some((since.checked_add(limit)?.into(), limit))
+}
+
+fn timed_out(limit: Duration) -> RedisError {
+    RedisError::from(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        format!("no reply within {limit:?}"),
+    ))
 }
 
 pub(crate) fn pool_error(error: managed::PoolError<RedisError>) -> RedisError {

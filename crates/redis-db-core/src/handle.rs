@@ -228,7 +228,7 @@ impl Connection {
                 "connection was discarded after a failure",
             )));
         };
-        let result = with_timeout(timeout, request.send(&mut **connection)).await;
+        let result = with_timeout(timeout, request.send(connection)).await;
         let error = result.as_ref().err();
         if error.is_some_and(|e| e.is_io_error()) {
             // Broken or timed out mid-reply: the connection's state is unknown, so drop it.

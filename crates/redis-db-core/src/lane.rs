@@ -16,12 +16,17 @@ use crate::stats::Counters;
 
 /// A connection plus the generation it belongs to, so that a caller that saw it fail replaces
 /// that one and not a fresh one another caller already installed.
-#[derive(Clone)]
 pub(crate) struct LaneConnection {
     pub connection: Link,
     pub generation: u64,
-    /// Cleared by the connection's driver the moment it sees the socket close (RESP3
-    /// disconnection notice). Checked before every send, so that a connection the server
+}
+
+/// The lane's connection as the lane keeps it.
+struct Current {
+    connection: Link,
+    generation: u64,
+    /// Cleared the moment the connection's driver stops (the socket closed; see
+    /// `connector::open_node`). Checked before every send, so that a connection the server
     /// already dropped is replaced before a write goes out on it: such a write provably never
     /// left, and may be sent on the new connection.
     alive: Arc<AtomicBool>,
@@ -32,7 +37,7 @@ pub(crate) struct Lane {
     config: AsyncConnectionConfig,
     /// Budget of one connect, sentinel discovery included.
     connect_timeout: Duration,
-    current: Mutex<Option<LaneConnection>>,
+    current: Mutex<Option<Current>>,
     /// Serialises reconnection so that a burst of callers opens one connection, not hundreds.
     connecting: tokio::sync::Mutex<()>,
     generation: AtomicU64,
@@ -68,15 +73,22 @@ impl Lane {
 
     /// The live connection, opening one if there is none. A failure here means nothing was sent.
     pub async fn get(&self) -> Result<LaneConnection, RedisError> {
-        self.touch();
-        if let Some(live) = self.peek_alive() {
-            return Ok(live);
+        match self.live() {
+            Some(live) => Ok(live),
+            // Boxed: the connect future is large, and inline it would be part of every call's.
+            None => Box::pin(self.open()).await,
         }
-        // Boxed: the connect future is large, and inline it would be part of every call's.
-        Box::pin(self.open()).await
     }
 
-    async fn open(&self) -> Result<LaneConnection, RedisError> {
+    /// The live connection if there is one, without waiting (the hot path); `None`: call
+    /// [`Lane::open`].
+    pub fn live(&self) -> Option<LaneConnection> {
+        self.touch();
+        self.peek_alive()
+    }
+
+    /// Opens a connection unless another caller just did. A failure here means nothing was sent.
+    pub async fn open(&self) -> Result<LaneConnection, RedisError> {
         let _one_at_a_time = self.connecting.lock().await;
         if let Some(live) = self.peek_alive() {
             return Ok(live);
@@ -99,11 +111,14 @@ impl Lane {
         self.counters.connection_created();
         let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
         let live = LaneConnection {
+            connection: connection.clone(),
+            generation,
+        };
+        *self.lock() = Some(Current {
             connection,
             generation,
             alive,
-        };
-        *self.lock() = Some(live.clone());
+        });
         tracing::debug!(generation, "redis-db: opened shared connection");
         Ok(live)
     }
@@ -112,7 +127,10 @@ impl Lane {
     fn peek_alive(&self) -> Option<LaneConnection> {
         let mut current = self.lock();
         match current.as_ref() {
-            Some(live) if live.alive.load(Ordering::Acquire) => Some(live.clone()),
+            Some(live) if live.alive.load(Ordering::Acquire) => Some(LaneConnection {
+                connection: live.connection.clone(),
+                generation: live.generation,
+            }),
             Some(dead) => {
                 tracing::debug!(
                     generation = dead.generation,
@@ -182,7 +200,7 @@ impl Lane {
         u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<LaneConnection>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Current>> {
         self.current
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())

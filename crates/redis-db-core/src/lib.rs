@@ -2,11 +2,10 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-#[doc(hidden)]
-pub mod bench_support;
 pub mod blocking;
 mod breaker;
 mod builder;
+mod coalesce;
 mod command;
 mod connector;
 mod core;
