@@ -248,10 +248,12 @@ impl CommandTraits {
             Class::BlockFirstSeconds => blocking(seconds(args.next())),
             Class::BlockLastMillis => blocking(millis(args.last())),
             Class::StreamRead | Class::StreamReadGroup => {
-                let blocks_for = args
-                    .position(|a| a.eq_ignore_ascii_case(b"BLOCK"))
-                    .and_then(|_| millis(args.next()));
                 let read_only = COMMANDS[found].1 == Class::StreamRead;
+                if !read_only {
+                    // `GROUP <group> <consumer>`: names that may well be `block`.
+                    args.nth(2);
+                }
+                let blocks_for = stream_block(args);
                 CommandTraits {
                     blocks_for,
                     read_only,
@@ -317,6 +319,24 @@ fn seconds(raw: Option<&[u8]>) -> Option<Option<Duration>> {
 }
 
 /// A block time in milliseconds; 0 blocks without limit.
+/// The `BLOCK` option of `XREAD`/`XREADGROUP`, looked for among the options only: they end at
+/// `STREAMS`, after which keys and ids follow (a stream may be named `BLOCK`), and an option's
+/// value (`COUNT <n>`) is never taken for an option.
+fn stream_block<'a>(mut options: impl Iterator<Item = &'a [u8]>) -> Option<Option<Duration>> {
+    while let Some(option) = options.next() {
+        if option.eq_ignore_ascii_case(b"STREAMS") {
+            return None;
+        }
+        if option.eq_ignore_ascii_case(b"BLOCK") {
+            return millis(options.next());
+        }
+        if option.eq_ignore_ascii_case(b"COUNT") || option.eq_ignore_ascii_case(b"CLAIM") {
+            options.next();
+        }
+    }
+    None
+}
+
 fn millis(raw: Option<&[u8]>) -> Option<Option<Duration>> {
     let ms: u64 = std::str::from_utf8(raw?).ok()?.trim().parse().ok()?;
     Some((ms > 0).then(|| Duration::from_millis(ms)))
@@ -419,6 +439,37 @@ mod tests {
             secs(1.5)
         );
         assert_eq!(traits(&["XREAD", "STREAMS", "s", "0"]).blocks_for, None);
+        // A group, a consumer or a stream named `block`, or a count of it, is not the option.
+        let group = [
+            "XREADGROUP",
+            "GROUP",
+            "block",
+            "c1",
+            "BLOCK",
+            "5000",
+            "STREAMS",
+            "s",
+            ">",
+        ];
+        assert_eq!(traits(&group).blocks_for, secs(5.0));
+        let consumer = [
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "BLOCK",
+            "COUNT",
+            "2",
+            "STREAMS",
+            "s",
+            ">",
+        ];
+        assert_eq!(traits(&consumer).blocks_for, None);
+        assert_eq!(traits(&["XREAD", "STREAMS", "BLOCK", "0"]).blocks_for, None);
+        assert_eq!(
+            traits(&["XREAD", "COUNT", "BLOCK", "BLOCK", "10", "STREAMS", "s", "$"]).blocks_for,
+            secs(0.01),
+            "COUNT's value is not the option"
+        );
         assert_eq!(traits(&["WAIT", "1", "200"]).blocks_for, secs(0.2));
         assert_eq!(traits(&["GET", "k"]).blocks_for, None);
     }
