@@ -723,6 +723,14 @@ impl Clients {
         format!("future of one call: redis-db Handle {ours} bytes, raw MultiplexedConnection {theirs} bytes")
     }
 
+    /// The raw connection a raw contender drives: redis-rs defaults, or redis-db's settings.
+    fn raw_of(&self, contender: Contender) -> redis::aio::MultiplexedConnection {
+        match contender {
+            Contender::RawTuned => self.raw_tuned.clone(),
+            _ => self.raw.clone(),
+        }
+    }
+
     async fn measure(
         &self,
         workload: Workload,
@@ -751,11 +759,8 @@ impl Clients {
             (Workload::GetSet(_), RedisDb) => {
                 drive(HandleGetSet(self.handle.clone()), tasks, 1, options, keys).await
             }
-            (Workload::GetSet(_), Raw) => {
-                drive(RawGetSet(self.raw.clone()), tasks, 1, options, keys).await
-            }
-            (Workload::GetSet(_), RawTuned) => {
-                drive(RawGetSet(self.raw_tuned.clone()), tasks, 1, options, keys).await
+            (Workload::GetSet(_), Raw | RawTuned) => {
+                drive(RawGetSet(self.raw_of(contender)), tasks, 1, options, keys).await
             }
             (Workload::GetSet(_), Deadpool) => {
                 drive(
@@ -780,19 +785,9 @@ impl Clients {
                 )
                 .await
             }
-            (Workload::Pipeline, Raw) => {
+            (Workload::Pipeline, Raw | RawTuned) => {
                 drive(
-                    RawPipeline(self.raw.clone(), self.pipeline.clone()),
-                    tasks,
-                    weight,
-                    options,
-                    keys,
-                )
-                .await
-            }
-            (Workload::Pipeline, RawTuned) => {
-                drive(
-                    RawPipeline(self.raw_tuned.clone(), self.pipeline.clone()),
+                    RawPipeline(self.raw_of(contender), self.pipeline.clone()),
                     tasks,
                     weight,
                     options,
