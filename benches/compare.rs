@@ -958,6 +958,19 @@ fn main() -> ExitCode {
     }
 }
 
+/// A Prometheus recorder as an application would install it, drained every 5 s on a thread of
+/// its own (as its HTTP listener's scrapes would) so that histogram samples do not pile up.
+#[cfg(feature = "metrics")]
+fn install_prometheus_recorder() -> Result<std::thread::JoinHandle<()>, String> {
+    let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .map_err(|e| format!("installing the Prometheus recorder: {e}"))?;
+    Ok(std::thread::spawn(move || loop {
+        std::thread::sleep(std::time::Duration::from_secs(5));
+        handle.run_upkeep();
+    }))
+}
+
 fn run(options: Options) -> Result<(), String> {
     let server = match &options.url {
         Some(url) => Server::External(url.clone()),
@@ -995,6 +1008,13 @@ fn run(options: Options) -> Result<(), String> {
         options.secs,
         options.warmup
     );
+
+    // `--features metrics`: every SDK call records into a real Prometheus recorder, so the run
+    // shows what the figures cost (docs/PERFORMANCE.md). Installed before any client connects.
+    #[cfg(feature = "metrics")]
+    let _recorder = install_prometheus_recorder()?;
+    #[cfg(feature = "metrics")]
+    println!("metrics: on (metrics-exporter-prometheus recorder, upkeep every 5 s)");
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

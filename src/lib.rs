@@ -2,10 +2,12 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub use redis_db_core::MAX_TRANSACTION_RUNS;
 pub use redis_db_core::{
     blocking, Builder, CircuitState, Connection, DatabaseHealth, DatabaseStats, Error, Handle,
     HealthReport, HealthState, Stats,
 };
+pub use redis_db_core::{KeyspaceEvent, KeyspaceEvents, Message, PubSubStats, Subscriber};
 pub use redis_db_core::{LatencyStats, PoolStats, Totals};
 /// Generates the database enum and its clients from a `redis-databases.yaml` at compile time.
 ///

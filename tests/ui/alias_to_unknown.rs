@@ -1,4 +1,4 @@
-#[redis_db::databases(config = "../../../../tests/ui/alias_to_unknown.yaml")]
+#[redis_db::databases(config = "alias_to_unknown.yaml")]
 pub enum RedisDatabase {}
 
 fn main() {

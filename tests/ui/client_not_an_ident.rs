@@ -1,4 +1,4 @@
-#[redis_db::databases(config = "../../../../tests/fixtures/shop.yaml", client = "ShopDb")]
+#[redis_db::databases(config = "../fixtures/shop.yaml", client = "ShopDb")]
 pub enum Shop {}
 
 fn main() {}

@@ -1,4 +1,4 @@
-#[redis_db::databases(config = "../../../../tests/ui/db_out_of_range.yaml")]
+#[redis_db::databases(config = "db_out_of_range.yaml")]
 pub enum RedisDatabase {}
 
 fn main() {

@@ -1,6 +1,6 @@
 // A misshapen enum is one error: the items are still generated from the config, so the code
 // below compiles otherwise.
-#[redis_db::databases(config = "../../../../tests/fixtures/shop.yaml")]
+#[redis_db::databases(config = "../fixtures/shop.yaml")]
 pub enum Shop<T> {}
 
 fn main() {

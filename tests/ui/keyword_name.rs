@@ -1,4 +1,4 @@
-#[redis_db::databases(config = "../../../../tests/ui/keyword_name.yaml")]
+#[redis_db::databases(config = "keyword_name.yaml")]
 pub enum RedisDatabase {}
 
 fn main() {

@@ -1,4 +1,4 @@
-#[redis_db::databases(config = "../../../../tests/ui/no-such-file.yaml")]
+#[redis_db::databases(config = "/nonexistent-redis-db-ui/no-such-file.yaml")]
 pub enum RedisDatabase {}
 
 fn main() {

@@ -1,4 +1,4 @@
-#[redis_db::databases(config = "../../../../tests/fixtures/shop.yaml")]
+#[redis_db::databases(config = "../fixtures/shop.yaml")]
 pub struct Shop;
 
 fn main() {}

@@ -1,6 +1,6 @@
 // The client has the enum's visibility: private here, so not usable outside its module.
 mod inner {
-    #[redis_db::databases(config = "../../../../tests/fixtures/shop.yaml", client = ShopDb)]
+    #[redis_db::databases(config = "../fixtures/shop.yaml", client = ShopDb)]
     enum Shop {}
 }
 

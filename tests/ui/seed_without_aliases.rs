@@ -1,7 +1,7 @@
 // The seed application's file as it stands: two pairs of names share a number without
 // `alias_of`. One error, naming `alias_of`; the code using the enum adds no errors of its own.
 
-#[redis_db::databases(config = "../../../../tests/fixtures/seed-app-redis-databases.yaml")]
+#[redis_db::databases(config = "../fixtures/seed-app-redis-databases.yaml")]
 pub enum RedisDatabase {}
 
 async fn use_it() -> Result<(), redis_db::Error> {

@@ -1,4 +1,4 @@
-#[redis_db::databases(config = "../../../../tests/ui/unknown_key.yaml")]
+#[redis_db::databases(config = "unknown_key.yaml")]
 pub enum RedisDatabase {}
 
 fn main() {

@@ -1,4 +1,4 @@
-#[redis_db::databases(config = "../../../../tests/ui/yaml_syntax.yaml")]
+#[redis_db::databases(config = "yaml_syntax.yaml")]
 pub enum RedisDatabase {}
 
 fn main() {

@@ -43,6 +43,12 @@ impl Connection {
                 parsed.path()
             ));
         }
+        if parsed.fragment() == Some("insecure") {
+            return Err(
+                "the `#insecure` fragment is not supported; write `tls: { insecure: true }` (tests only) or, better, `tls: { ca_file: ... }` with the CA that signed the server's certificate"
+                    .to_owned(),
+            );
+        }
         if parsed.query().is_some() || parsed.fragment().is_some() {
             return Err(
                 "query parameters and fragments are not supported in the URL; remove them"

@@ -7,7 +7,7 @@ use crate::error::Sink;
 use crate::locate::KeyPath;
 use crate::model::{
     CircuitBreaker, Cluster, Config, Connection, Database, Keepalive, LogLevel, NamedEndpoint,
-    ReadFrom, Readiness, Retry, Secret, Sentinel, Topology,
+    ReadFrom, Readiness, Retry, Secret, Sentinel, TlsOptions, Topology,
 };
 use crate::raw::{RawConfig, RawEndpoint};
 
@@ -19,6 +19,7 @@ fn default_connection() -> Connection {
         username: None,
         password: None,
         tls: false,
+        tls_options: TlsOptions::default(),
     }
 }
 
@@ -131,6 +132,23 @@ pub(crate) fn apply_endpoint(
     }
     if let Some(password) = &raw.password {
         connection.password = password.clone().map(Secret::new);
+    }
+    if let Some(tls) = &raw.tls {
+        // Any `tls:` key turns TLS on, whatever the URL's scheme.
+        connection.tls = true;
+        let options = &mut connection.tls_options;
+        for (target, value) in [
+            (&mut options.ca_file, &tls.ca_file),
+            (&mut options.cert_file, &tls.cert_file),
+            (&mut options.key_file, &tls.key_file),
+        ] {
+            if let Some(path) = value {
+                *target = Some(path.clone());
+            }
+        }
+        if let Some(insecure) = tls.insecure {
+            options.insecure = insecure;
+        }
     }
     if let Some(rs) = &raw.sentinel {
         let mut sentinel = match topology {

@@ -38,7 +38,16 @@ impl Config {
         let node = parse_node(text, file)?;
         let locator = Locator::new(text);
         let mut sink = Sink::new(file, Some(&locator));
-        let raw = read(&node, Mode::Overlay, &mut sink);
+        let mut raw = read(&node, Mode::Overlay, &mut sink);
+        // A runtime file's relative `tls` paths are relative to the working directory: fixed
+        // now, so that nothing later takes them for the compiled YAML's.
+        if let Ok(cwd) = std::env::current_dir() {
+            let sections = std::iter::once(&mut raw.endpoint)
+                .chain(raw.endpoints.iter_mut().flatten().map(|e| &mut e.endpoint));
+            for tls in sections.filter_map(|e| e.tls.as_mut()) {
+                tls.absolute(&cwd);
+            }
+        }
         if let Some(databases) = &raw.databases {
             same_databases(&self, databases, &raw.broken_databases, &mut sink);
             for entry in databases {

@@ -19,7 +19,7 @@ mod value;
 pub use error::{ConfigError, ConfigErrors, Location};
 pub use model::*;
 pub use names::{is_keyword, is_reserved, is_snake_case, variant_name, RESERVED_NAMES};
-pub use parse::{parse_file, parse_str};
+pub use parse::{parse_file, parse_str, parse_str_with_files};
 
 #[cfg(test)]
 mod tests;

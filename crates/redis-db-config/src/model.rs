@@ -1,6 +1,7 @@
 //! The resolved, validated configuration: what the macro generates from and the runtime runs on.
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// A validated `redis-databases.yaml`, with every default filled in.
@@ -221,6 +222,25 @@ impl Config {
     }
 }
 
+impl Config {
+    /// Makes the relative `tls` file paths of every endpoint relative to `base` (the compiled
+    /// YAML's directory: the generated code calls this, so that the file the build checked is
+    /// the file the client reads).
+    pub fn resolve_tls_paths(&mut self, base: &Path) {
+        self.connection.tls_options.resolve_relative_to(base);
+        for endpoint in &mut self.endpoints {
+            endpoint.connection.tls_options.resolve_relative_to(base);
+        }
+    }
+
+    /// Whether any endpoint names a `tls` file by a relative path.
+    pub fn has_relative_tls_paths(&self) -> bool {
+        std::iter::once(&self.connection)
+            .chain(self.endpoints.iter().map(|e| &e.connection))
+            .any(|c| c.tls_options.files().any(|(_, p)| p.is_relative()))
+    }
+}
+
 /// How messages and logs name the default endpoint (the top-level connection keys).
 pub const DEFAULT_ENDPOINT: &str = "default";
 
@@ -235,8 +255,53 @@ pub struct Connection {
     pub username: Option<String>,
     /// Password; redacted in `Debug`.
     pub password: Option<Secret>,
-    /// `rediss://`: connect with TLS.
+    /// Connect with TLS: a `rediss://` URL or any `tls:` key turns it on.
     pub tls: bool,
+    /// The `tls:` keys (private CA, client certificate, `insecure`); used only when `tls` is on.
+    pub tls_options: TlsOptions,
+}
+
+/// `tls:` of an endpoint. Paths as written: relative ones are resolved against the working
+/// directory when the client reads them, except those of the compiled YAML, which the
+/// generated code resolves against the YAML's directory first ([`Config::resolve_tls_paths`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TlsOptions {
+    /// PEM file of the CA (or CAs) that signed the server's certificate; replaces the
+    /// built-in web roots for this endpoint.
+    pub ca_file: Option<PathBuf>,
+    /// PEM file of the client certificate (chain), for mutual TLS; needs `key_file`.
+    pub cert_file: Option<PathBuf>,
+    /// PEM file of the client certificate's private key, for mutual TLS; needs `cert_file`.
+    pub key_file: Option<PathBuf>,
+    /// Skip every check of the server's certificate (tests only: anyone in the middle can read
+    /// the traffic).
+    pub insecure: bool,
+}
+
+impl TlsOptions {
+    /// The file keys that are set, with their YAML names: `ca_file`, `cert_file`, `key_file`.
+    pub fn files(&self) -> impl Iterator<Item = (&'static str, &Path)> {
+        [
+            ("ca_file", &self.ca_file),
+            ("cert_file", &self.cert_file),
+            ("key_file", &self.key_file),
+        ]
+        .into_iter()
+        .filter_map(|(key, path)| path.as_deref().map(|p| (key, p)))
+    }
+
+    fn files_mut(&mut self) -> [&mut Option<PathBuf>; 3] {
+        [&mut self.ca_file, &mut self.cert_file, &mut self.key_file]
+    }
+
+    /// Makes every relative file path relative to `base` instead.
+    pub fn resolve_relative_to(&mut self, base: &Path) {
+        for path in self.files_mut().into_iter().flatten() {
+            if path.is_relative() {
+                *path = base.join(&*path);
+            }
+        }
+    }
 }
 
 impl Connection {

@@ -24,6 +24,17 @@ pub fn parse_str(text: &str, file: &str) -> Result<Config, ConfigErrors> {
     finish(cfg, sink.errors)
 }
 
+/// [`parse_str`] for the compiled file, plus the rule that needs the disk: every `tls` file
+/// (`ca_file`, `cert_file`, `key_file`) exists, relative paths resolved against `base` (the
+/// YAML's directory). The paths in the returned config stay as written.
+pub fn parse_str_with_files(text: &str, file: &str, base: &Path) -> Result<Config, ConfigErrors> {
+    let cfg = parse_str(text, file)?;
+    let locator = Locator::new(text);
+    let mut sink = Sink::new(file, Some(&locator));
+    validate::tls_files_exist(&cfg, base, &mut sink);
+    finish(cfg, sink.errors)
+}
+
 /// Reads and parses a file. A missing or unreadable file is an error showing its absolute path.
 pub fn parse_file(path: &Path) -> Result<Config, ConfigErrors> {
     let text = read_file(path)?;

@@ -3,6 +3,7 @@
 //! One shape serves both the compiled file (absent keys take defaults) and a runtime file
 //! laid over a config (absent keys keep the config's value).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::model::{LogLevel, NodeAddress, ReadFrom};
@@ -71,6 +72,8 @@ pub(crate) struct RawEndpoint {
     pub sentinel: Option<RawSentinel>,
     /// `Some` whenever the key is present (even if its value was reported as unusable).
     pub cluster: Option<RawCluster>,
+    /// `Some` whenever the key is present: any `tls` key turns TLS on.
+    pub tls: Option<RawTls>,
 }
 
 impl RawEndpoint {
@@ -115,6 +118,30 @@ pub(crate) struct RawCluster {
     pub nodes: Option<Vec<NodeAddress>>,
     pub read_from: Option<ReadFrom>,
     pub numbered_databases: Option<bool>,
+}
+
+/// `tls:` as written.
+#[derive(Debug, Default)]
+pub(crate) struct RawTls {
+    pub ca_file: Option<PathBuf>,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    pub insecure: Option<bool>,
+}
+
+impl RawTls {
+    /// Makes every relative file path relative to `base` (a runtime file's paths are relative
+    /// to the working directory).
+    pub fn absolute(&mut self, base: &std::path::Path) {
+        for path in [&mut self.ca_file, &mut self.cert_file, &mut self.key_file]
+            .into_iter()
+            .flatten()
+        {
+            if path.is_relative() {
+                *path = base.join(&*path);
+            }
+        }
+    }
 }
 
 /// One entry of `endpoints`.

@@ -6,7 +6,9 @@
 use crate::error::Sink;
 use crate::locate::KeyPath;
 use crate::node::Node;
-use crate::raw::{RawCluster, RawConfig, RawDatabase, RawEndpoint, RawNamedEndpoint, RawSentinel};
+use crate::raw::{
+    RawCluster, RawConfig, RawDatabase, RawEndpoint, RawNamedEndpoint, RawSentinel, RawTls,
+};
 use crate::value::Value;
 
 /// Compiled file (`redis_databases` required) or runtime file (every key optional).
@@ -25,6 +27,7 @@ pub(crate) const TOP_KEYS: &[&str] = &[
     "password",
     "sentinel",
     "cluster",
+    "tls",
     "endpoints",
     "timeout",
     "connect_timeout",
@@ -51,11 +54,12 @@ pub(crate) const DATABASE_KEYS: &[&str] = &[
 ];
 /// The connection keys of an entry of `endpoints` (the top level has them too).
 pub(crate) const ENDPOINT_KEYS: &[&str] = &[
-    "url", "host", "port", "username", "password", "sentinel", "cluster",
+    "url", "host", "port", "username", "password", "sentinel", "cluster", "tls",
 ];
 pub(crate) const SENTINEL_KEYS: &[&str] =
     &["master_name", "nodes", "username", "password", "read_from"];
 pub(crate) const CLUSTER_KEYS: &[&str] = &["nodes", "read_from", "numbered_databases"];
+pub(crate) const TLS_KEYS: &[&str] = &["ca_file", "cert_file", "key_file", "insecure"];
 const READINESS_KEYS: &[&str] = &["max_wait", "poll_interval"];
 const CIRCUIT_BREAKER_KEYS: &[&str] = &["failure_threshold", "reset_timeout"];
 const KEEPALIVE_KEYS: &[&str] = &["idle", "interval", "count"];
@@ -90,7 +94,7 @@ pub(crate) fn read(root: &Node, mode: Mode, sink: &mut Sink<'_>) -> RawConfig {
         };
         match key {
             "redis_databases" => raw.databases = databases(&v, &mut raw.broken_databases, sink),
-            "url" | "host" | "port" | "username" | "password" | "sentinel" | "cluster" => {
+            "url" | "host" | "port" | "username" | "password" | "sentinel" | "cluster" | "tls" => {
                 endpoint_key(&v, "", mode, &mut raw.endpoint, sink)
             }
             "endpoints" => raw.endpoints = endpoints(&v, mode, &mut raw.broken_endpoints, sink),
@@ -165,7 +169,7 @@ pub(crate) fn read(root: &Node, mode: Mode, sink: &mut Sink<'_>) -> RawConfig {
 }
 
 /// Reads one connection key (`url`, `host`, `port`, `username`, `password`, `sentinel`,
-/// `cluster`) of an endpoint. `suffix` completes labels: "" at the top level, else
+/// `cluster`, `tls`) of an endpoint. `suffix` completes labels: "" at the top level, else
 /// " of endpoint `name`".
 fn endpoint_key(
     v: &Value<'_>,
@@ -181,8 +185,35 @@ fn endpoint_key(
         "username" => raw.username = v.nullable_string(sink),
         "password" => raw.password = v.nullable_string(sink),
         "sentinel" => raw.sentinel = Some(sentinel(v, suffix, mode, sink)),
+        "tls" => raw.tls = Some(tls(v, suffix, sink)),
         _ => raw.cluster = Some(cluster(v, suffix, mode, sink)),
     }
+}
+
+/// `tls: { ca_file, cert_file, key_file, insecure }`; paths stay as written (they are checked
+/// against the disk at compile time and read when connecting).
+fn tls(v: &Value<'_>, suffix: &str, sink: &mut Sink<'_>) -> RawTls {
+    let mut out = RawTls::default();
+    for (k, p, n) in v.subsection(TLS_KEYS, sink) {
+        let label = format!("`tls.{k}`{suffix}");
+        let v = Value {
+            label: &label,
+            key: k,
+            path: &p,
+            node: n,
+        };
+        let target = match k {
+            "ca_file" => &mut out.ca_file,
+            "cert_file" => &mut out.cert_file,
+            "key_file" => &mut out.key_file,
+            _ => {
+                out.insecure = v.boolean(sink);
+                continue;
+            }
+        };
+        *target = v.non_empty_string(sink).map(std::path::PathBuf::from);
+    }
+    out
 }
 
 fn sentinel(v: &Value<'_>, suffix: &str, mode: Mode, sink: &mut Sink<'_>) -> RawSentinel {

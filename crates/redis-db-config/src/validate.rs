@@ -4,10 +4,11 @@
 //! (runtime file, environment): a layer may change `max_databases`, for example.
 
 use std::collections::HashMap;
+use std::path::Path;
 
 use crate::error::Sink;
 use crate::locate::KeyPath;
-use crate::model::{Config, Database, Topology, DEFAULT_ENDPOINT};
+use crate::model::{Config, Connection, Database, Topology, DEFAULT_ENDPOINT};
 use crate::names;
 
 /// Checks `cfg`; problems go to `sink`. `broken` (databases) and `broken_endpoints` name
@@ -20,6 +21,7 @@ pub(crate) fn validate(
     sink: &mut Sink<'_>,
 ) {
     endpoint_names(cfg, sink);
+    tls_rules(cfg, sink);
     let dbs = &cfg.databases;
     // Occurrence index of each entry's name, to place duplicates at their own line.
     let mut nth_of = Vec::with_capacity(dbs.len());
@@ -259,6 +261,94 @@ pub(crate) fn db_out_of_range(sink: &mut Sink<'_>, name: &str, nth: usize, db: i
             max.saturating_sub(1)
         ),
     );
+}
+
+/// The endpoints with their names (`None` = the default endpoint), for rules on their keys.
+fn endpoints_of(cfg: &Config) -> impl Iterator<Item = (Option<&str>, &Connection)> {
+    std::iter::once((None, &cfg.connection)).chain(
+        cfg.endpoints
+            .iter()
+            .map(|e| (Some(e.name.as_str()), &e.connection)),
+    )
+}
+
+/// The path of the `tls` section of an endpoint (`None` = the top level).
+fn tls_section(endpoint: Option<&str>) -> KeyPath {
+    match endpoint {
+        Some(name) => KeyPath::endpoint(name, 0).key("tls"),
+        None => KeyPath::root().key("tls"),
+    }
+}
+
+/// " of endpoint `name`" or "" (the top level), to complete key labels.
+fn of_endpoint(endpoint: Option<&str>) -> String {
+    endpoint.map_or(String::new(), |name| format!(" of endpoint `{name}`"))
+}
+
+/// `tls`: a client certificate comes with its key, and `insecure` does not pretend to use a CA.
+fn tls_rules(cfg: &Config, sink: &mut Sink<'_>) {
+    for (name, connection) in endpoints_of(cfg) {
+        let tls = &connection.tls_options;
+        let section = tls_section(name);
+        let of = of_endpoint(name);
+        let under = match name {
+            Some(name) => format!("`endpoints.{name}.tls`"),
+            None => "`tls`".to_owned(),
+        };
+        match (&tls.cert_file, &tls.key_file) {
+            (Some(_), None) => sink.push(
+                sink.value(&section.key("cert_file")),
+                format!("`tls.cert_file`{of} is set without `tls.key_file`: mutual TLS needs both the client certificate and its private key"),
+                format!("add `key_file: path/to/client.key` under {under}, or remove `cert_file`"),
+            ),
+            (None, Some(_)) => sink.push(
+                sink.value(&section.key("key_file")),
+                format!("`tls.key_file`{of} is set without `tls.cert_file`: mutual TLS needs both the client certificate and its private key"),
+                format!("add `cert_file: path/to/client.pem` under {under}, or remove `key_file`"),
+            ),
+            _ => {}
+        }
+        if tls.insecure && tls.ca_file.is_some() {
+            sink.push(
+                sink.value(&section.key("insecure")),
+                format!("`tls.insecure: true`{of} skips every check of the server's certificate, so `tls.ca_file` would be ignored"),
+                format!("remove `insecure` under {under} to verify the server against `ca_file` (recommended), or remove `ca_file`"),
+            );
+        }
+    }
+}
+
+/// Compile-time rule: every `tls` file exists. Relative paths are resolved against `base`
+/// (the YAML's directory).
+pub(crate) fn tls_files_exist(cfg: &Config, base: &Path, sink: &mut Sink<'_>) {
+    for (name, connection) in endpoints_of(cfg) {
+        let section = tls_section(name);
+        let of = of_endpoint(name);
+        for (key, path) in connection.tls_options.files() {
+            let resolved = base.join(path);
+            let problem = match std::fs::metadata(&resolved) {
+                Ok(meta) if meta.is_file() => continue,
+                Ok(_) => "it is not a file".to_owned(),
+                Err(e) => e.to_string(),
+            };
+            let help = if path.is_relative() {
+                format!(
+                    "fix the path or create the file; a relative path is resolved from the YAML's directory ({}) when building and from the working directory when a runtime file or the builder gives it",
+                    base.display()
+                )
+            } else {
+                "fix the path or create the file".to_owned()
+            };
+            sink.push(
+                sink.value(&section.key(key)),
+                format!(
+                    "`tls.{key}`{of} names {}, which cannot be read: {problem}",
+                    resolved.display()
+                ),
+                help,
+            );
+        }
+    }
 }
 
 /// Names of `endpoints`: snake_case, unique, not `default`.

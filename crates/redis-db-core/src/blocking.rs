@@ -118,6 +118,165 @@ impl Handle {
     }
 }
 
+impl Handle {
+    /// A pub/sub subscriber on this database's endpoint, read as a blocking [`Iterator`]; the
+    /// same subscriber as the async client's (re-subscribed after every disconnection, bounded
+    /// buffer), its task running on the blocking client's runtime.
+    pub fn subscriber(&self) -> Result<Subscriber, Error> {
+        BlockingCore::refuse_inside_runtime()?;
+        let handle = self.async_handle.clone();
+        let inner = self
+            .runtime
+            .get()
+            .block_on(async move { handle.subscriber().await })?;
+        Ok(Subscriber {
+            inner,
+            runtime: self.runtime.clone(),
+        })
+    }
+
+    /// Keyspace notifications of this database only, as a blocking [`Iterator`] (see
+    /// [`crate::Handle::keyspace_events`]).
+    pub fn keyspace_events(&self, pattern: &str) -> Result<KeyspaceEvents, Error> {
+        BlockingCore::refuse_inside_runtime()?;
+        let handle = self.async_handle.clone();
+        let inner = self
+            .runtime
+            .get()
+            .block_on(async move { handle.keyspace_events(pattern).await })?;
+        Ok(KeyspaceEvents {
+            inner,
+            runtime: self.runtime.clone(),
+        })
+    }
+}
+
+/// The blocking form of [`crate::Subscriber`]: an [`Iterator`] of [`crate::Message`]s whose
+/// `next()` waits for the next message. Dropping it stops its task and closes its connection.
+///
+/// Called on a thread inside an async runtime, `next()` returns `None` and the subscription
+/// calls fail (blocking there would stall that runtime).
+#[derive(Debug)]
+pub struct Subscriber {
+    // Declared first: dropped (task stopped) before the runtime it runs on.
+    inner: crate::Subscriber,
+    runtime: Arc<Runtime>,
+}
+
+impl Subscriber {
+    /// Subscribes to a channel, held across reconnects.
+    pub fn subscribe(&mut self, channel: &str) -> Result<(), Error> {
+        self.wait(|s| Box::pin(s.subscribe(channel)))
+    }
+
+    /// Stops receiving a channel.
+    pub fn unsubscribe(&mut self, channel: &str) -> Result<(), Error> {
+        self.wait(|s| Box::pin(s.unsubscribe(channel)))
+    }
+
+    /// Subscribes to a pattern, held across reconnects.
+    pub fn psubscribe(&mut self, pattern: &str) -> Result<(), Error> {
+        self.wait(|s| Box::pin(s.psubscribe(pattern)))
+    }
+
+    /// Stops receiving a pattern.
+    pub fn punsubscribe(&mut self, pattern: &str) -> Result<(), Error> {
+        self.wait(|s| Box::pin(s.punsubscribe(pattern)))
+    }
+
+    /// Subscribes to a sharded channel (Cluster endpoints).
+    pub fn ssubscribe(&mut self, channel: &str) -> Result<(), Error> {
+        self.wait(|s| Box::pin(s.ssubscribe(channel)))
+    }
+
+    /// Stops receiving a sharded channel.
+    pub fn sunsubscribe(&mut self, channel: &str) -> Result<(), Error> {
+        self.wait(|s| Box::pin(s.sunsubscribe(channel)))
+    }
+
+    /// The next message, or `None` when none arrived within `timeout`.
+    pub fn next_timeout(&mut self, timeout: std::time::Duration) -> Option<crate::Message> {
+        BlockingCore::refuse_inside_runtime().ok()?;
+        let inner = &mut self.inner;
+        self.runtime
+            .get()
+            .block_on(async move { tokio::time::timeout(timeout, inner.recv()).await })
+            .ok()
+            .flatten()
+    }
+
+    /// See [`crate::Subscriber::reconnections`].
+    pub fn reconnections(&self) -> u64 {
+        self.inner.reconnections()
+    }
+
+    /// See [`crate::Subscriber::dropped`].
+    pub fn dropped(&self) -> u64 {
+        self.inner.dropped()
+    }
+
+    /// See [`crate::Subscriber::received`].
+    pub fn received(&self) -> u64 {
+        self.inner.received()
+    }
+
+    fn wait<'a>(
+        &'a mut self,
+        call: impl FnOnce(
+            &'a mut crate::Subscriber,
+        ) -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<(), Error>> + 'a>,
+        >,
+    ) -> Result<(), Error> {
+        BlockingCore::refuse_inside_runtime()?;
+        self.runtime.get().block_on(call(&mut self.inner))
+    }
+}
+
+impl Iterator for Subscriber {
+    type Item = crate::Message;
+
+    fn next(&mut self) -> Option<crate::Message> {
+        BlockingCore::refuse_inside_runtime().ok()?;
+        self.runtime.get().block_on(self.inner.recv())
+    }
+}
+
+/// The blocking form of [`crate::KeyspaceEvents`]: an [`Iterator`] of
+/// [`crate::KeyspaceEvent`]s of one database.
+#[derive(Debug)]
+pub struct KeyspaceEvents {
+    inner: crate::KeyspaceEvents,
+    runtime: Arc<Runtime>,
+}
+
+impl KeyspaceEvents {
+    /// The next event, or `None` when none arrived within `timeout`.
+    pub fn next_timeout(&mut self, timeout: std::time::Duration) -> Option<crate::KeyspaceEvent> {
+        BlockingCore::refuse_inside_runtime().ok()?;
+        let inner = &mut self.inner;
+        self.runtime
+            .get()
+            .block_on(async move { tokio::time::timeout(timeout, inner.recv()).await })
+            .ok()
+            .flatten()
+    }
+
+    /// See [`crate::KeyspaceEvents::reconnections`].
+    pub fn reconnections(&self) -> u64 {
+        self.inner.reconnections()
+    }
+}
+
+impl Iterator for KeyspaceEvents {
+    type Item = crate::KeyspaceEvent;
+
+    fn next(&mut self) -> Option<crate::KeyspaceEvent> {
+        BlockingCore::refuse_inside_runtime().ok()?;
+        self.runtime.get().block_on(self.inner.recv())
+    }
+}
+
 impl redis::ConnectionLike for Handle {
     fn req_packed_command(&mut self, packed: &[u8]) -> RedisResult<Value> {
         let cmd = unpack_commands(packed)?.pop().unwrap_or_default();

@@ -1,12 +1,19 @@
 //! What a command is, as far as the policies care: may it be re-sent, does it block, may it
 //! run on a shared connection.
+//!
+//! The rule for "may be re-sent": the server flags the command `readonly` and none of its key
+//! specs writes (`Class::Read`), or it is on the short reviewed list (`Class::Reviewed`), each
+//! entry with the reason. `tests/command_table.rs` holds this table against the live `COMMAND`
+//! and `COMMAND DOCS` of the test servers (redis-server 7.0.15, and valkey-server 9.1.2 when
+//! found), so that a new server version shows a mismatch as a failing test.
 
 use std::time::Duration;
 
 use redis::{Arg, Cmd, Pipeline};
 
 /// The facts about one command (or a whole pipeline) that decide how it may travel. Computed
-/// on every call without allocating, from one table lookup.
+/// on every call without allocating, from one table lookup (two for a command resolved by its
+/// subcommand).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct CommandTraits {
     /// Safe to send twice: reads only.
@@ -22,8 +29,13 @@ pub(crate) struct CommandTraits {
 /// `EVALSHA`, `FCALL`, modules) counts as a write, so a retry can never apply it twice.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Class {
-    /// Never changes data.
+    /// The server flags it `readonly` and none of its key specs writes.
     Read,
+    /// Re-sent although the server does not flag it `readonly` (or a key spec of it writes):
+    /// reviewed one by one, the reason next to the entry.
+    Reviewed,
+    /// `ACL LOG`: reviewed like the above, but `ACL LOG RESET` clears the log (a write).
+    ReviewedUnlessReset,
     /// Changes connection state.
     Exclusive,
     /// Blocks; the block time is the last argument, in seconds.
@@ -37,7 +49,7 @@ enum Class {
     /// `XREADGROUP`: like `StreamRead`, but it moves the group's cursor and pending list, so
     /// it is not safe to send twice.
     StreamReadGroup,
-    /// Its nature depends on the subcommand.
+    /// Its nature depends on the subcommand (`SUBCOMMANDS`); an unknown one is a write.
     Container,
 }
 
@@ -72,6 +84,11 @@ fn key_of(token: &[u8]) -> Option<Key> {
 
 /// Sorted by name, for a binary search.
 const COMMANDS: &[(Key, Class)] = &[
+    (key(b"ACL"), Class::Container),
+    // Connection state (each one changes what this connection does for every caller on it):
+    // ASKING the next command, whoever sends it; READONLY/READWRITE the replica-read mode of a
+    // cluster connection; SYNC/PSYNC/REPLCONF turn it into a replication link.
+    (key(b"ASKING"), Class::Exclusive),
     (key(b"AUTH"), Class::Exclusive),
     (key(b"BITCOUNT"), Class::Read),
     (key(b"BITFIELD_RO"), Class::Read),
@@ -85,18 +102,25 @@ const COMMANDS: &[(Key, Class)] = &[
     (key(b"BZPOPMAX"), Class::BlockLastSeconds),
     (key(b"BZPOPMIN"), Class::BlockLastSeconds),
     (key(b"CLIENT"), Class::Container),
-    (key(b"COMMAND"), Class::Read),
+    (key(b"CLUSTER"), Class::Container),
+    (key(b"CLUSTERSCAN"), Class::Read),
+    // Reviewed (`Class::Reviewed`): COMMAND (every subcommand), ECHO, INFO, LASTSAVE, PING,
+    // ROLE and TIME flag neither `readonly` nor `write` on the server (they touch no key), and
+    // change nothing: they only report.
+    (key(b"COMMAND"), Class::Reviewed),
+    (key(b"COMMANDLOG"), Class::Container),
     (key(b"CONFIG"), Class::Container),
     (key(b"DBSIZE"), Class::Read),
     (key(b"DISCARD"), Class::Exclusive),
     (key(b"DUMP"), Class::Read),
-    (key(b"ECHO"), Class::Read),
+    (key(b"ECHO"), Class::Reviewed),
     (key(b"EVALSHA_RO"), Class::Read),
     (key(b"EVAL_RO"), Class::Read),
     (key(b"EXEC"), Class::Exclusive),
     (key(b"EXISTS"), Class::Read),
     (key(b"EXPIRETIME"), Class::Read),
     (key(b"FCALL_RO"), Class::Read),
+    (key(b"FUNCTION"), Class::Container),
     (key(b"GEODIST"), Class::Read),
     (key(b"GEOHASH"), Class::Read),
     (key(b"GEOPOS"), Class::Read),
@@ -108,17 +132,23 @@ const COMMANDS: &[(Key, Class)] = &[
     (key(b"GETRANGE"), Class::Read),
     (key(b"HELLO"), Class::Exclusive),
     (key(b"HEXISTS"), Class::Read),
+    (key(b"HEXPIRETIME"), Class::Read),
     (key(b"HGET"), Class::Read),
     (key(b"HGETALL"), Class::Read),
     (key(b"HKEYS"), Class::Read),
     (key(b"HLEN"), Class::Read),
     (key(b"HMGET"), Class::Read),
+    (key(b"HPEXPIRETIME"), Class::Read),
+    (key(b"HPTTL"), Class::Read),
     (key(b"HRANDFIELD"), Class::Read),
     (key(b"HSCAN"), Class::Read),
     (key(b"HSTRLEN"), Class::Read),
+    (key(b"HTTL"), Class::Read),
     (key(b"HVALS"), Class::Read),
-    (key(b"INFO"), Class::Read),
+    (key(b"INFO"), Class::Reviewed),
     (key(b"KEYS"), Class::Read),
+    (key(b"LASTSAVE"), Class::Reviewed),
+    (key(b"LATENCY"), Class::Container),
     (key(b"LCS"), Class::Read),
     (key(b"LINDEX"), Class::Read),
     (key(b"LLEN"), Class::Read),
@@ -127,25 +157,40 @@ const COMMANDS: &[(Key, Class)] = &[
     (key(b"LRANGE"), Class::Read),
     (key(b"MEMORY"), Class::Container),
     (key(b"MGET"), Class::Read),
+    (key(b"MODULE"), Class::Container),
     (key(b"MONITOR"), Class::Exclusive),
     (key(b"MULTI"), Class::Exclusive),
     (key(b"OBJECT"), Class::Container),
     (key(b"PEXPIRETIME"), Class::Read),
-    (key(b"PFCOUNT"), Class::Read),
-    (key(b"PING"), Class::Read),
+    // Reviewed: both servers mark PFCOUNT's key spec as writing (RW): counting one HyperLogLog
+    // whose cached count is stale (a PFADD changed it) stores the count in the value's header,
+    // and the server propagates that PFCOUNT to replicas and the AOF. Still safe to send twice:
+    // the second PFCOUNT finds the cache valid, answers the same number and changes nothing
+    // (`tests/command_table.rs` measures both on a live server); with several keys it writes
+    // nothing at all. The server flags it `readonly`, so replicas serve it: it stays a read.
+    (key(b"PFCOUNT"), Class::Reviewed),
+    (key(b"PING"), Class::Reviewed),
     (key(b"PSUBSCRIBE"), Class::Exclusive),
+    (key(b"PSYNC"), Class::Exclusive),
     (key(b"PTTL"), Class::Read),
+    (key(b"PUBSUB"), Class::Container),
     (key(b"PUNSUBSCRIBE"), Class::Exclusive),
     (key(b"QUIT"), Class::Exclusive),
     (key(b"RANDOMKEY"), Class::Read),
+    (key(b"READONLY"), Class::Exclusive),
+    (key(b"READWRITE"), Class::Exclusive),
+    (key(b"REPLCONF"), Class::Exclusive),
     (key(b"RESET"), Class::Exclusive),
+    (key(b"ROLE"), Class::Reviewed),
     (key(b"SCAN"), Class::Read),
     (key(b"SCARD"), Class::Read),
+    (key(b"SCRIPT"), Class::Container),
     (key(b"SDIFF"), Class::Read),
     (key(b"SELECT"), Class::Exclusive),
     (key(b"SINTER"), Class::Read),
     (key(b"SINTERCARD"), Class::Read),
     (key(b"SISMEMBER"), Class::Read),
+    (key(b"SLOWLOG"), Class::Container),
     (key(b"SMEMBERS"), Class::Read),
     (key(b"SMISMEMBER"), Class::Read),
     (key(b"SORT_RO"), Class::Read),
@@ -158,7 +203,8 @@ const COMMANDS: &[(Key, Class)] = &[
     (key(b"SUNION"), Class::Read),
     (key(b"SUNSUBSCRIBE"), Class::Exclusive),
     (key(b"SWAPDB"), Class::Exclusive),
-    (key(b"TIME"), Class::Read),
+    (key(b"SYNC"), Class::Exclusive),
+    (key(b"TIME"), Class::Reviewed),
     (key(b"TOUCH"), Class::Read),
     (key(b"TTL"), Class::Read),
     (key(b"TYPE"), Class::Read),
@@ -167,7 +213,8 @@ const COMMANDS: &[(Key, Class)] = &[
     (key(b"WAIT"), Class::BlockLastMillis),
     (key(b"WAITAOF"), Class::BlockLastMillis),
     (key(b"WATCH"), Class::Exclusive),
-    (key(b"XINFO"), Class::Read),
+    (key(b"XGROUP"), Class::Container),
+    (key(b"XINFO"), Class::Container),
     (key(b"XLEN"), Class::Read),
     (key(b"XPENDING"), Class::Read),
     (key(b"XRANGE"), Class::Read),
@@ -193,6 +240,111 @@ const COMMANDS: &[(Key, Class)] = &[
     (key(b"ZSCAN"), Class::Read),
     (key(b"ZSCORE"), Class::Read),
     (key(b"ZUNION"), Class::Read),
+];
+
+/// The subcommands of the `Container` commands, sorted by (command, subcommand) for a binary
+/// search. A subcommand not listed is a write.
+const SUBCOMMANDS: &[(Key, Key, Class)] = &[
+    // Reviewed: every `Reviewed` subcommand below flags neither `readonly` nor `write` on the
+    // server (none touches a key) and only reports server or connection state, so sending it
+    // twice is the same as sending it once. ACL GENPASS returns fresh random bytes and stores
+    // nothing; ACL DRYRUN only simulates; ACL LOG is a read unless its argument is RESET.
+    (key(b"ACL"), key(b"CAT"), Class::Reviewed),
+    (key(b"ACL"), key(b"DRYRUN"), Class::Reviewed),
+    (key(b"ACL"), key(b"GENPASS"), Class::Reviewed),
+    (key(b"ACL"), key(b"GETUSER"), Class::Reviewed),
+    (key(b"ACL"), key(b"HELP"), Class::Reviewed),
+    (key(b"ACL"), key(b"LIST"), Class::Reviewed),
+    (key(b"ACL"), key(b"LOG"), Class::ReviewedUnlessReset),
+    (key(b"ACL"), key(b"USERS"), Class::Reviewed),
+    (key(b"ACL"), key(b"WHOAMI"), Class::Reviewed),
+    // CLIENT: CACHING (the next command's tracking), CAPA, IMPORT-SOURCE, NO-EVICT, NO-TOUCH,
+    // REPLY, SETINFO, SETNAME and TRACKING set an attribute of this connection, so every other
+    // caller of a shared one would inherit it. KILL, PAUSE, UNPAUSE and UNBLOCK act on other
+    // clients or the whole server: writes.
+    (key(b"CLIENT"), key(b"CACHING"), Class::Exclusive),
+    (key(b"CLIENT"), key(b"CAPA"), Class::Exclusive),
+    (key(b"CLIENT"), key(b"GETNAME"), Class::Reviewed),
+    (key(b"CLIENT"), key(b"GETREDIR"), Class::Reviewed),
+    (key(b"CLIENT"), key(b"HELP"), Class::Reviewed),
+    (key(b"CLIENT"), key(b"ID"), Class::Reviewed),
+    (key(b"CLIENT"), key(b"IMPORT-SOURCE"), Class::Exclusive),
+    (key(b"CLIENT"), key(b"INFO"), Class::Reviewed),
+    (key(b"CLIENT"), key(b"LIST"), Class::Reviewed),
+    (key(b"CLIENT"), key(b"NO-EVICT"), Class::Exclusive),
+    (key(b"CLIENT"), key(b"NO-TOUCH"), Class::Exclusive),
+    (key(b"CLIENT"), key(b"REPLY"), Class::Exclusive),
+    (key(b"CLIENT"), key(b"SETINFO"), Class::Exclusive),
+    (key(b"CLIENT"), key(b"SETNAME"), Class::Exclusive),
+    (key(b"CLIENT"), key(b"TRACKING"), Class::Exclusive),
+    (key(b"CLIENT"), key(b"TRACKINGINFO"), Class::Reviewed),
+    (
+        key(b"CLUSTER"),
+        key(b"COUNT-FAILURE-REPORTS"),
+        Class::Reviewed,
+    ),
+    (key(b"CLUSTER"), key(b"COUNTKEYSINSLOT"), Class::Reviewed),
+    (key(b"CLUSTER"), key(b"GETKEYSINSLOT"), Class::Reviewed),
+    (key(b"CLUSTER"), key(b"GETSLOTMIGRATIONS"), Class::Reviewed),
+    (key(b"CLUSTER"), key(b"HELP"), Class::Reviewed),
+    (key(b"CLUSTER"), key(b"INFO"), Class::Reviewed),
+    (key(b"CLUSTER"), key(b"KEYSLOT"), Class::Reviewed),
+    (key(b"CLUSTER"), key(b"LINKS"), Class::Reviewed),
+    (key(b"CLUSTER"), key(b"MYID"), Class::Reviewed),
+    (key(b"CLUSTER"), key(b"MYSHARDID"), Class::Reviewed),
+    (key(b"CLUSTER"), key(b"NODES"), Class::Reviewed),
+    (key(b"CLUSTER"), key(b"REPLICAS"), Class::Reviewed),
+    (key(b"CLUSTER"), key(b"SHARDS"), Class::Reviewed),
+    (key(b"CLUSTER"), key(b"SLAVES"), Class::Reviewed),
+    (key(b"CLUSTER"), key(b"SLOT-STATS"), Class::Reviewed),
+    (key(b"CLUSTER"), key(b"SLOTS"), Class::Reviewed),
+    (key(b"COMMANDLOG"), key(b"GET"), Class::Reviewed),
+    (key(b"COMMANDLOG"), key(b"HELP"), Class::Reviewed),
+    (key(b"COMMANDLOG"), key(b"LEN"), Class::Reviewed),
+    (key(b"CONFIG"), key(b"GET"), Class::Reviewed),
+    (key(b"CONFIG"), key(b"HELP"), Class::Reviewed),
+    (key(b"FUNCTION"), key(b"DUMP"), Class::Reviewed),
+    (key(b"FUNCTION"), key(b"HELP"), Class::Reviewed),
+    (key(b"FUNCTION"), key(b"LIST"), Class::Reviewed),
+    (key(b"FUNCTION"), key(b"STATS"), Class::Reviewed),
+    (key(b"LATENCY"), key(b"DOCTOR"), Class::Reviewed),
+    (key(b"LATENCY"), key(b"GRAPH"), Class::Reviewed),
+    (key(b"LATENCY"), key(b"HELP"), Class::Reviewed),
+    (key(b"LATENCY"), key(b"HISTOGRAM"), Class::Reviewed),
+    (key(b"LATENCY"), key(b"HISTORY"), Class::Reviewed),
+    (key(b"LATENCY"), key(b"LATEST"), Class::Reviewed),
+    (key(b"MEMORY"), key(b"DOCTOR"), Class::Reviewed),
+    (key(b"MEMORY"), key(b"HELP"), Class::Reviewed),
+    (key(b"MEMORY"), key(b"MALLOC-STATS"), Class::Reviewed),
+    (key(b"MEMORY"), key(b"STATS"), Class::Reviewed),
+    (key(b"MEMORY"), key(b"USAGE"), Class::Read),
+    (key(b"MODULE"), key(b"HELP"), Class::Reviewed),
+    (key(b"MODULE"), key(b"LIST"), Class::Reviewed),
+    (key(b"OBJECT"), key(b"ENCODING"), Class::Read),
+    (key(b"OBJECT"), key(b"FREQ"), Class::Read),
+    (key(b"OBJECT"), key(b"HELP"), Class::Reviewed),
+    (key(b"OBJECT"), key(b"IDLETIME"), Class::Read),
+    (key(b"OBJECT"), key(b"REFCOUNT"), Class::Read),
+    (key(b"PUBSUB"), key(b"CHANNELS"), Class::Reviewed),
+    (key(b"PUBSUB"), key(b"HELP"), Class::Reviewed),
+    (key(b"PUBSUB"), key(b"NUMPAT"), Class::Reviewed),
+    (key(b"PUBSUB"), key(b"NUMSUB"), Class::Reviewed),
+    (key(b"PUBSUB"), key(b"SHARDCHANNELS"), Class::Reviewed),
+    (key(b"PUBSUB"), key(b"SHARDNUMSUB"), Class::Reviewed),
+    // SCRIPT DEBUG puts this connection's next EVAL into the Lua debugger: connection state.
+    // SCRIPT LOAD and FLUSH change the script cache: writes.
+    (key(b"SCRIPT"), key(b"DEBUG"), Class::Exclusive),
+    (key(b"SCRIPT"), key(b"EXISTS"), Class::Reviewed),
+    (key(b"SCRIPT"), key(b"HELP"), Class::Reviewed),
+    (key(b"SCRIPT"), key(b"SHOW"), Class::Reviewed),
+    (key(b"SLOWLOG"), key(b"GET"), Class::Reviewed),
+    (key(b"SLOWLOG"), key(b"HELP"), Class::Reviewed),
+    (key(b"SLOWLOG"), key(b"LEN"), Class::Reviewed),
+    (key(b"XGROUP"), key(b"HELP"), Class::Reviewed),
+    (key(b"XINFO"), key(b"CONSUMERS"), Class::Read),
+    (key(b"XINFO"), key(b"GROUPS"), Class::Read),
+    (key(b"XINFO"), key(b"HELP"), Class::Reviewed),
+    (key(b"XINFO"), key(b"STREAM"), Class::Read),
 ];
 
 const WRITE: CommandTraits = CommandTraits {
@@ -225,54 +377,39 @@ impl CommandTraits {
     }
 
     /// The traits of a command given as its arguments (name first).
-    #[cfg(test)]
     pub fn of_args(args: &[&[u8]]) -> Self {
         Self::classify(args.iter().copied())
     }
 
-    fn classify<'a>(mut args: impl Iterator<Item = &'a [u8]> + Clone) -> Self {
-        let name = args.next().unwrap_or_default();
-        let found = key_of(name)
-            .and_then(|key| COMMANDS.binary_search_by(|(known, _)| known.cmp(&key)).ok());
-        let Some(found) = found else {
-            return WRITE;
-        };
-        let blocking = |blocks_for| CommandTraits {
-            blocks_for,
-            ..WRITE
-        };
-        match COMMANDS[found].1 {
-            Class::Read => READ,
-            Class::Exclusive => EXCLUSIVE,
-            Class::BlockLastSeconds => blocking(seconds(args.last())),
-            Class::BlockFirstSeconds => blocking(seconds(args.next())),
-            Class::BlockLastMillis => blocking(millis(args.last())),
-            Class::StreamRead | Class::StreamReadGroup => {
-                let read_only = COMMANDS[found].1 == Class::StreamRead;
-                if !read_only {
-                    // `GROUP <group> <consumer>`: names that may well be `block`.
-                    args.nth(2);
-                }
-                let blocks_for = stream_block(args);
-                CommandTraits {
-                    blocks_for,
-                    read_only,
-                    ..WRITE
-                }
-            }
-            // The subcommand is read only here: for other commands the second argument is a
-            // key, and upper-casing it would be wasted work.
-            Class::Container => subcommand(
-                Upper::of(name).as_str(),
-                Upper::of(args.next().unwrap_or_default()).as_str(),
-            ),
+    /// Whether the command is re-sent because it is on the reviewed list rather than by the
+    /// server's flags (for the comparison with a live command table; not on the hot path).
+    pub fn is_reviewed(args: &[&[u8]]) -> bool {
+        let mut rest = args.iter().copied();
+        match resolve(&mut rest) {
+            Some(Class::Reviewed) => true,
+            Some(class @ Class::ReviewedUnlessReset) => traits_of(Some(class), rest).read_only,
+            _ => false,
         }
     }
 
-    /// The upper-case name of a command, for messages and logs (allocates; not on the hot path).
+    fn classify<'a>(mut args: impl Iterator<Item = &'a [u8]> + Clone) -> Self {
+        let class = resolve(&mut args);
+        traits_of(class, args)
+    }
+
+    /// The upper-case name of a command, for messages and logs, with its subcommand for a
+    /// command resolved by one (`CLIENT NO-EVICT`). Allocates; not on the hot path.
     pub fn name_of(cmd: &Cmd) -> String {
-        let name = simple_args(cmd).next().unwrap_or_default();
-        String::from_utf8_lossy(name).to_ascii_uppercase()
+        let mut args = simple_args(cmd);
+        let name = args.next().unwrap_or_default();
+        let mut text = String::from_utf8_lossy(name).to_ascii_uppercase();
+        if lookup(name) == Some(Class::Container) {
+            if let Some(sub) = args.next() {
+                text.push(' ');
+                text.push_str(&String::from_utf8_lossy(sub).to_ascii_uppercase());
+            }
+        }
+        text
     }
 
     /// The time one attempt may take: the database's timeout plus the block time of a blocking
@@ -297,14 +434,71 @@ impl CommandTraits {
     }
 }
 
-fn subcommand(name: &str, sub: &str) -> CommandTraits {
-    match (name, sub) {
-        ("OBJECT", "ENCODING" | "FREQ" | "IDLETIME" | "REFCOUNT" | "HELP")
-        | ("MEMORY", "USAGE" | "STATS" | "DOCTOR" | "HELP")
-        | ("CONFIG", "GET")
-        | ("CLIENT", "LIST" | "INFO" | "GETNAME" | "ID") => READ,
-        ("CLIENT", "REPLY" | "SETNAME" | "TRACKING") => EXCLUSIVE,
-        _ => WRITE,
+/// The table's entry for a command name (any case).
+fn lookup(name: &[u8]) -> Option<Class> {
+    let key = key_of(name)?;
+    let found = COMMANDS
+        .binary_search_by(|(known, _)| known.cmp(&key))
+        .ok()?;
+    Some(COMMANDS[found].1)
+}
+
+/// The class of a command, from its name, and from its subcommand for a `Container`: consumes
+/// what it read of `args`, leaving the arguments the class looks at. `None`: unknown, a write.
+/// A container's second argument is upper-cased only here: for other commands it is a key,
+/// and reading it would be wasted work.
+fn resolve<'a>(args: &mut impl Iterator<Item = &'a [u8]>) -> Option<Class> {
+    let name = args.next().unwrap_or_default();
+    let key = key_of(name)?;
+    let found = COMMANDS
+        .binary_search_by(|(known, _)| known.cmp(&key))
+        .ok()?;
+    match COMMANDS[found].1 {
+        Class::Container => {
+            let sub = key_of(args.next()?)?;
+            let found = SUBCOMMANDS
+                .binary_search_by(|(command, known, _)| (command, known).cmp(&(&key, &sub)))
+                .ok()?;
+            Some(SUBCOMMANDS[found].2)
+        }
+        class => Some(class),
+    }
+}
+
+/// The traits of a resolved class, given the arguments after the command (and subcommand).
+fn traits_of<'a>(class: Option<Class>, mut args: impl Iterator<Item = &'a [u8]>) -> CommandTraits {
+    let Some(class) = class else {
+        return WRITE;
+    };
+    let blocking = |blocks_for| CommandTraits {
+        blocks_for,
+        ..WRITE
+    };
+    match class {
+        Class::Read | Class::Reviewed => READ,
+        Class::ReviewedUnlessReset => match args.next() {
+            Some(arg) if arg.eq_ignore_ascii_case(b"RESET") => WRITE,
+            _ => READ,
+        },
+        Class::Exclusive => EXCLUSIVE,
+        Class::BlockLastSeconds => blocking(seconds(args.last())),
+        Class::BlockFirstSeconds => blocking(seconds(args.next())),
+        Class::BlockLastMillis => blocking(millis(args.last())),
+        Class::StreamRead | Class::StreamReadGroup => {
+            let read_only = class == Class::StreamRead;
+            if !read_only {
+                // `GROUP <group> <consumer>`: names that may well be `block`.
+                args.nth(2);
+            }
+            let blocks_for = stream_block(args);
+            CommandTraits {
+                blocks_for,
+                read_only,
+                ..WRITE
+            }
+        }
+        // `resolve` never returns a container: a missing or unknown subcommand is `None`.
+        Class::Container => WRITE,
     }
 }
 
@@ -318,7 +512,6 @@ fn seconds(raw: Option<&[u8]>) -> Option<Option<Duration>> {
     Some(Duration::try_from_secs_f64(secs).ok())
 }
 
-/// A block time in milliseconds; 0 blocks without limit.
 /// The `BLOCK` option of `XREAD`/`XREADGROUP`, looked for among the options only: they end at
 /// `STREAMS`, after which keys and ids follow (a stream may be named `BLOCK`), and an option's
 /// value (`COUNT <n>`) is never taken for an option.
@@ -337,6 +530,7 @@ fn stream_block<'a>(mut options: impl Iterator<Item = &'a [u8]>) -> Option<Optio
     None
 }
 
+/// A block time in milliseconds; 0 blocks without limit.
 fn millis(raw: Option<&[u8]>) -> Option<Option<Duration>> {
     let ms: u64 = std::str::from_utf8(raw?).ok()?.trim().parse().ok()?;
     Some((ms > 0).then(|| Duration::from_millis(ms)))
@@ -347,33 +541,6 @@ fn simple_args(cmd: &Cmd) -> impl Iterator<Item = &[u8]> + Clone {
         Arg::Simple(bytes) => Some(bytes),
         _ => None,
     })
-}
-
-/// An upper-case ASCII copy of a short token, on the stack. No command or subcommand we know is
-/// longer than its buffer; a longer token reads as "" (an unknown command: a write).
-#[derive(Clone, Copy)]
-struct Upper {
-    bytes: [u8; 24],
-    len: usize,
-}
-
-impl Upper {
-    fn of(token: &[u8]) -> Self {
-        let mut upper = Upper {
-            bytes: [0; 24],
-            len: 0,
-        };
-        if token.len() <= upper.bytes.len() {
-            upper.bytes[..token.len()].copy_from_slice(token);
-            upper.bytes[..token.len()].make_ascii_uppercase();
-            upper.len = token.len();
-        }
-        upper
-    }
-
-    fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or("")
-    }
 }
 
 #[cfg(test)]
@@ -388,6 +555,23 @@ mod tests {
     #[test]
     fn the_table_is_sorted_for_binary_search() {
         assert!(COMMANDS.windows(2).all(|w| w[0].0 < w[1].0));
+        assert!(SUBCOMMANDS
+            .windows(2)
+            .all(|w| (w[0].0, w[0].1) < (w[1].0, w[1].1)));
+    }
+
+    #[test]
+    fn subcommands_belong_to_containers_and_every_container_has_some() {
+        for (command, _, class) in SUBCOMMANDS {
+            let entry = COMMANDS.iter().find(|(known, _)| known == command);
+            assert_eq!(entry.map(|e| e.1), Some(Class::Container));
+            assert_ne!(*class, Class::Container);
+        }
+        for (command, class) in COMMANDS {
+            if *class == Class::Container {
+                assert!(SUBCOMMANDS.iter().any(|(c, _, _)| c == command));
+            }
+        }
     }
 
     #[test]
@@ -480,6 +664,102 @@ mod tests {
             assert!(traits(&[cmd, "x"]).needs_exclusive, "{cmd}");
         }
         assert!(!traits(&["GET", "k"]).needs_exclusive);
+    }
+
+    /// Issue 11: these went out on the shared connection as plain writes.
+    #[test]
+    fn replication_cluster_and_client_attribute_commands_need_an_exclusive_connection() {
+        let commands: &[&[&str]] = &[
+            &["READONLY"],
+            &["READWRITE"],
+            &["ASKING"],
+            &["SYNC"],
+            &["PSYNC", "?", "-1"],
+            &["REPLCONF", "listening-port", "6380"],
+            &["CLIENT", "NO-EVICT", "on"],
+            &["client", "caching", "yes"],
+            &["CLIENT", "NO-TOUCH", "on"],
+            &["CLIENT", "SETINFO", "LIB-NAME", "x"],
+            &["CLIENT", "CAPA", "redirect"],
+            &["CLIENT", "IMPORT-SOURCE", "on"],
+            &["SCRIPT", "DEBUG", "yes"],
+        ];
+        for args in commands {
+            let traits = traits(args);
+            assert!(traits.needs_exclusive, "{args:?}");
+            assert!(!traits.read_only, "{args:?}");
+        }
+        for args in [["CLIENT", "LIST"], ["CLIENT", "KILL"], ["SCRIPT", "EXISTS"]] {
+            assert!(!traits(&args).needs_exclusive, "{args:?}");
+        }
+    }
+
+    /// Issue 11: PFCOUNT's key spec writes (it caches the count), yet it stays re-sendable, on
+    /// the reviewed list.
+    #[test]
+    fn pfcount_is_re_sent_as_a_reviewed_read() {
+        assert_eq!(traits(&["PFCOUNT", "hll"]), READ);
+        assert!(CommandTraits::is_reviewed(&[b"PFCOUNT", b"hll"]));
+        assert!(!CommandTraits::is_reviewed(&[b"GET", b"k"]));
+    }
+
+    /// Issue 11: reads that were treated as writes (lost retries, never on a replica).
+    #[test]
+    fn valkey_hash_field_ttls_and_read_only_admin_subcommands_are_reads() {
+        let reads: &[&[&str]] = &[
+            &["HTTL", "h", "FIELDS", "1", "f"],
+            &["HPTTL", "h", "FIELDS", "1", "f"],
+            &["HEXPIRETIME", "h", "FIELDS", "1", "f"],
+            &["HPEXPIRETIME", "h", "FIELDS", "1", "f"],
+            &["CLUSTERSCAN", "0"],
+            &["CLUSTER", "INFO"],
+            &["cluster", "slots"],
+            &["CLUSTER", "NODES"],
+            &["CLUSTER", "SHARDS"],
+            &["ACL", "WHOAMI"],
+            &["ACL", "LOG"],
+            &["ACL", "LOG", "10"],
+            &["FUNCTION", "LIST"],
+            &["SCRIPT", "EXISTS", "abc"],
+            &["PUBSUB", "CHANNELS"],
+            &["SLOWLOG", "GET"],
+            &["LATENCY", "LATEST"],
+            &["XINFO", "STREAM", "s"],
+            &["XINFO", "HELP"],
+            &["COMMAND", "DOCS", "GET"],
+        ];
+        for args in reads {
+            assert_eq!(traits(args), READ, "{args:?}");
+        }
+        let writes: &[&[&str]] = &[
+            &["ACL", "SETUSER", "u"],
+            &["ACL", "LOG", "RESET"],
+            &["acl", "log", "reset"],
+            &["CONFIG", "SET", "x", "y"],
+            &["SLOWLOG", "RESET"],
+            &["LATENCY", "RESET"],
+            &["CLUSTER", "FAILOVER"],
+            &["SCRIPT", "FLUSH"],
+            &["SCRIPT", "LOAD", "return 1"],
+            &["FUNCTION", "DELETE", "lib"],
+            &["PUBSUB"],
+            &["CLUSTER", "NO-SUCH-SUBCOMMAND"],
+            &["CLIENT", "KILL", "ID", "1"],
+            &["MEMORY", "PURGE"],
+            &["XGROUP", "CREATE", "s", "g", "$"],
+        ];
+        for args in writes {
+            assert_eq!(traits(args), WRITE, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn a_container_command_is_named_with_its_subcommand() {
+        assert_eq!(
+            CommandTraits::name_of(redis::cmd("client").arg("no-evict").arg("on")),
+            "CLIENT NO-EVICT"
+        );
+        assert_eq!(CommandTraits::name_of(redis::cmd("get").arg("k")), "GET");
     }
 
     #[test]

@@ -20,6 +20,7 @@ use redis::{
 use redis_db_config::{Config, Connection, NodeAddress, ReadFrom, Topology};
 
 use crate::coalesce::Coalescing;
+use crate::tls;
 
 /// Which node of an endpoint a connection goes to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,11 +70,11 @@ impl Connector {
         let tcp = tcp_settings(config);
         match topology {
             Topology::Standalone => {
-                let info = address(&connection.host, connection.port, connection.tls)
+                let info = address(&connection.host, connection.port, tls_mode(connection))
                     .into_connection_info()?
                     .set_redis_settings(node_settings(connection, db))
                     .set_tcp_settings(tcp);
-                Ok(Connector::Standalone(Client::open(info)?))
+                Ok(Connector::Standalone(node_client(info, connection)?))
             }
             Topology::Sentinel(sentinel) => {
                 let server_type = match role {
@@ -83,15 +84,18 @@ impl Connector {
                 let nodes = sentinel
                     .nodes
                     .iter()
-                    .map(|n| address(&n.host, n.port, false));
+                    .map(|n| address(&n.host, n.port, None));
                 let mut builder =
                     SentinelClientBuilder::new(nodes, &sentinel.master_name, server_type)?
                         .set_client_to_redis_db(i64::from(db))
                         .set_client_to_redis_protocol(ProtocolVersion::RESP3)
                         .set_client_to_redis_tcp_settings(tcp.clone())
                         .set_client_to_sentinel_tcp_settings(tcp);
-                if connection.tls {
-                    builder = builder.set_client_to_redis_tls_mode(TlsMode::Secure);
+                if let Some(mode) = tls_mode(connection) {
+                    builder = builder.set_client_to_redis_tls_mode(mode);
+                    if let Some(certificates) = tls::certificates(&connection.tls_options)? {
+                        builder = builder.set_client_to_redis_certificates(certificates);
+                    }
                 }
                 if let Some(username) = &connection.username {
                     builder = builder.set_client_to_redis_username(username);
@@ -105,10 +109,12 @@ impl Connector {
                 if let Some(password) = &sentinel.password {
                     builder = builder.set_client_to_sentinel_password(password.expose());
                 }
-                let node = address(&connection.host, connection.port, connection.tls)
+                let node = address(&connection.host, connection.port, tls_mode(connection))
                     .into_connection_info()?
                     .set_redis_settings(node_settings(connection, db))
                     .set_tcp_settings(tcp_settings(config));
+                // The template keeps the certificates, so the announced master speaks TLS too.
+                let node = node_client(node, connection)?.get_connection_info().clone();
                 Ok(Connector::Sentinel(SentinelConnector {
                     sentinels: tokio::sync::Mutex::new(builder.build()?),
                     announced: std::sync::Mutex::new(None),
@@ -119,7 +125,7 @@ impl Connector {
                 let nodes: Vec<_> = cluster
                     .nodes
                     .iter()
-                    .map(|n| address(&n.host, n.port, connection.tls))
+                    .map(|n| address(&n.host, n.port, tls_mode(connection)))
                     .collect();
                 let mut builder = ClusterClientBuilder::new(nodes)
                     .use_protocol(ProtocolVersion::RESP3)
@@ -143,8 +149,11 @@ impl Connector {
                 if let Some(password) = &connection.password {
                     builder = builder.password(password.expose());
                 }
-                if connection.tls {
-                    builder = builder.tls(TlsMode::Secure);
+                if let Some(mode) = tls_mode(connection) {
+                    builder = builder.tls(mode);
+                    if let Some(certificates) = tls::certificates(&connection.tls_options)? {
+                        builder = builder.certs(certificates);
+                    }
                 }
                 Ok(Connector::Cluster(builder.build()?))
             }
@@ -171,10 +180,20 @@ impl Connector {
     /// A failover announced this master: the next connect goes there.
     pub fn announce_master(&self, host: &str, port: u16) {
         if let Connector::Sentinel(sentinel) = self {
-            let info = sentinel
-                .node
-                .clone()
-                .set_addr(ConnectionAddr::Tcp(host.to_owned(), port));
+            let addr = match sentinel.node.addr() {
+                ConnectionAddr::TcpTls {
+                    insecure,
+                    tls_params,
+                    ..
+                } => ConnectionAddr::TcpTls {
+                    host: host.to_owned(),
+                    port,
+                    insecure: *insecure,
+                    tls_params: tls_params.clone(),
+                },
+                _ => ConnectionAddr::Tcp(host.to_owned(), port),
+            };
+            let info = sentinel.node.clone().set_addr(addr);
             *sentinel.lock_announced() = Client::open(info).ok();
         }
     }
@@ -280,16 +299,36 @@ pub(crate) fn describe(connection: &Connection, topology: &Topology) -> String {
     }
 }
 
-fn address(host: &str, port: u16, tls: bool) -> ConnectionAddr {
-    if tls {
-        ConnectionAddr::TcpTls {
+/// `Some` when the endpoint speaks TLS (`rediss://` or any `tls:` key); installs the rustls
+/// crypto provider first, so that no TLS handshake can panic for want of one.
+fn tls_mode(connection: &Connection) -> Option<TlsMode> {
+    connection.tls.then(|| {
+        tls::ensure_crypto_provider();
+        tls::mode(connection)
+    })
+}
+
+fn address(host: &str, port: u16, tls: Option<TlsMode>) -> ConnectionAddr {
+    match tls {
+        Some(mode) => ConnectionAddr::TcpTls {
             host: host.to_owned(),
             port,
-            insecure: false,
+            insecure: mode == TlsMode::Insecure,
             tls_params: None,
-        }
-    } else {
-        ConnectionAddr::Tcp(host.to_owned(), port)
+        },
+        None => ConnectionAddr::Tcp(host.to_owned(), port),
+    }
+}
+
+/// A client for one node; on a TLS endpoint with a CA or client certificate, built with them
+/// (redis-rs's own TLS road: the plain-TCP shared connection of `open_node` is for `Tcp` only).
+fn node_client(info: ConnectionInfo, connection: &Connection) -> Result<Client, RedisError> {
+    if !connection.tls {
+        return Client::open(info);
+    }
+    match tls::certificates(&connection.tls_options)? {
+        Some(certificates) => Client::build_with_tls(info, certificates),
+        None => Client::open(info),
     }
 }
 

@@ -18,6 +18,7 @@ use crate::failover;
 use crate::handle::Handle;
 use crate::health::{self, HealthReport};
 use crate::lane::Lane;
+use crate::metrics::Metrics;
 use crate::pool::{self, Pool, PooledLink};
 use crate::readiness::Readiness;
 use crate::retry::{self, Stage, Verdict};
@@ -272,9 +273,17 @@ impl Core {
                 .iter()
                 .position(|s| s.target == target)
                 .unwrap_or(0);
-            inner
-                .run(position, Request::Command(&redis::cmd("PING")), false)
-                .await?;
+            let ping = Request::Command(&redis::cmd("PING"));
+            match inner.run(position, ping, false).await {
+                // A NOPERM answer is an answer: the server is up (ACLs are checked before
+                // LOADING, so readiness is then learnt from the calls' own commands).
+                Err(e) if crate::readiness::refused_at_connect(&e) => {
+                    inner.targets[target].readiness.note_ping_refused()
+                }
+                other => {
+                    other?;
+                }
+            }
             if inner.targets[target].is_cluster {
                 inner.check_cluster_coverage(position).await?;
             }
@@ -367,6 +376,7 @@ impl Inner {
             Arc::downgrade(inner),
             inner.config.idle_timeout,
         )));
+        tasks.extend(crate::metrics::sampler(inner));
         for (sentinel, targets) in inner.sentinel_endpoints() {
             tasks.push(tokio::spawn(failover::follow(
                 Arc::downgrade(inner),
@@ -443,6 +453,7 @@ impl Inner {
         let (slot, target) = self.slot(position);
         let traits = request.traits();
         let started = Instant::now();
+        let span = crate::spans::start(record, slot, target, &request);
         let result = if traits.needs_exclusive {
             Err(Error::NeedsExclusiveConnection {
                 database: slot.name.clone(),
@@ -466,6 +477,8 @@ impl Inner {
             let elapsed = started.elapsed();
             let error = result.as_ref().err().map(ToString::to_string);
             target.counters.record_call(elapsed, error.as_deref());
+            target.counters.metrics.call(&request, elapsed, &result);
+            crate::spans::finish(span, &result);
             if self.config.log_commands {
                 log_command(
                     self.config.log_level,
@@ -518,6 +531,7 @@ impl Inner {
                 // Cold paths (this wait, the retry sleep, reconnects, exclusive checkouts) are
                 // boxed: inline, their futures made every call's future 11 KB to allocate and
                 // move (docs/PERFORMANCE.md).
+                target.counters.metrics.readiness_wait();
                 let wait = target.readiness.wait(
                     &target.lane,
                     readiness.poll_interval,
@@ -829,7 +843,7 @@ impl Target {
             attempts: 0,
             source,
         };
-        let counters = Arc::new(Counters::new());
+        let counters = Arc::new(Counters::new().with_metrics(Metrics::new(&owner.name, owner.db)));
         let connection_config = pool::connection_config(config);
         let lane_for = |role: Role| -> Result<Lane, Error> {
             let connector =

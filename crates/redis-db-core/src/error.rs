@@ -79,8 +79,10 @@ pub enum Error {
         detail: String,
     },
 
-    /// The server rejected the database number (`SELECT` out of range).
-    #[error("database `{database}`: db {db} is out of range for the server at {address} ({detail}); raise `databases` in redis.conf or change `db`/`max_databases` in the YAML")]
+    /// The server rejected the database number (`SELECT` out of range, or refused in cluster
+    /// mode). The hint names the setting to change: `databases` (standalone), `cluster-databases`
+    /// (a cluster with numbered databases) or `numbered_databases` (a cluster without them).
+    #[error("database `{database}`: db {db} {}", out_of_range(address, detail))]
     DatabaseOutOfRange {
         /// The database.
         database: String,
@@ -92,8 +94,9 @@ pub enum Error {
         detail: String,
     },
 
-    /// The server could not be reached, or the connection failed, after every allowed retry.
-    #[error("database `{database}` (db {db}) at {address}: unreachable after {attempts} attempt(s): {source}")]
+    /// The server could not be reached, or the connection failed, after every allowed retry;
+    /// with `attempts: 0`, the connection could not even be set up (e.g. a TLS file is missing).
+    #[error("database `{database}` (db {db}) at {address}: {}: {source}", unreachable(*attempts))]
     Unreachable {
         /// The database.
         database: String,
@@ -136,7 +139,9 @@ pub enum Error {
     },
 
     /// The command cannot run on a shared connection (`SELECT`, `WATCH`, `SUBSCRIBE`, ...).
-    #[error("database `{database}` (db {db}): `{command}` changes connection state and cannot run on a shared handle; use `handle.connection().await?` for an exclusive connection")]
+    /// In a pipeline, `command` is the first such command, and none of the pipeline's commands
+    /// was sent.
+    #[error("database `{database}` (db {db}): `{command}` changes connection state and cannot run on a shared handle, so nothing was sent (in a pipeline, none of its commands); use `handle.connection().await?` for an exclusive connection")]
     NeedsExclusiveConnection {
         /// The database.
         database: String,
@@ -149,6 +154,59 @@ pub enum Error {
     /// The blocking client was used inside an async runtime, or its runtime could not start.
     #[error("blocking client: {0}")]
     Blocking(String),
+
+    /// An optimistic transaction ([`crate::Handle::transaction`]) did not complete: a watched key
+    /// kept changing through every allowed run, the connection failed or timed out (after which
+    /// the transaction is never re-run: its `EXEC` may have been applied), or the user may not
+    /// run `WATCH`/`MULTI`/`EXEC`.
+    #[error("database `{database}` (db {db}): transaction watching {keys}: {reason}")]
+    Transaction {
+        /// The database.
+        database: String,
+        /// Its Redis number.
+        db: u32,
+        /// The watched keys, as written in the call (e.g. `["counter"]`).
+        keys: String,
+        /// What happened, and whether the transaction may have been applied.
+        reason: String,
+        /// The underlying error, when there is one.
+        source: Option<redis::RedisError>,
+    },
+}
+
+/// The server's reply to `SELECT` on a cluster node without numbered databases (Redis 7).
+pub(crate) const SELECT_IN_CLUSTER_MODE: &str = "SELECT is not allowed in cluster mode";
+
+/// How `connector::describe` names a cluster endpoint: `cluster host:port,...`.
+fn is_cluster_address(address: &str) -> bool {
+    address.starts_with("cluster ")
+}
+
+/// The rest of a `DatabaseOutOfRange` message, after "db N ".
+fn out_of_range(address: &str, detail: &str) -> String {
+    match (is_cluster_address(address), detail.contains(SELECT_IN_CLUSTER_MODE)) {
+        (true, true) => format!(
+            "is refused by the {address} ({detail}): its servers have only db 0 in cluster mode, so `numbered_databases: true` cannot work there; set `numbered_databases: false` and give each logical database `db: 0` on a cluster endpoint of its own, or use servers that serve numbered databases in cluster mode (Valkey 9+ with `cluster-databases`)"
+        ),
+        (true, false) => format!(
+            "is out of range for the {address} ({detail}); raise `cluster-databases` on every node (Valkey 9+: `cluster-databases 16`; the default 1 serves db 0 only) or change `db`/`max_databases` in the YAML"
+        ),
+        (false, true) => format!(
+            "is refused by the server at {address} ({detail}): it is a cluster node, which has only db 0; describe the endpoint as `cluster: {{ nodes: [...] }}` and use `db: 0`"
+        ),
+        (false, false) => format!(
+            "is out of range for the server at {address} ({detail}); raise `databases` in redis.conf or change `db`/`max_databases` in the YAML"
+        ),
+    }
+}
+
+/// "unreachable after N attempt(s)", or for 0 attempts why none was made.
+fn unreachable(attempts: u32) -> String {
+    if attempts == 0 {
+        "the connection could not be set up".to_owned()
+    } else {
+        format!("unreachable after {attempts} attempt(s)")
+    }
 }
 
 impl Error {
@@ -164,7 +222,8 @@ impl Error {
             | Error::Unreachable { database, .. }
             | Error::Timeout { database, .. }
             | Error::Command { database, .. }
-            | Error::NeedsExclusiveConnection { database, .. } => Some(database),
+            | Error::NeedsExclusiveConnection { database, .. }
+            | Error::Transaction { database, .. } => Some(database),
             Error::Config(_) | Error::Blocking(_) => None,
         }
     }
@@ -184,6 +243,11 @@ impl Error {
             Error::Authentication { .. } => ErrorKind::AuthenticationFailed,
             Error::Config(_) | Error::DatabaseOutOfRange { .. } => ErrorKind::InvalidClientConfig,
             Error::NeedsExclusiveConnection { .. } | Error::Blocking(_) => ErrorKind::Client,
+            Error::Transaction {
+                source: Some(source),
+                ..
+            } if source.is_io_error() => ErrorKind::Io,
+            Error::Transaction { .. } => ErrorKind::Client,
             Error::CircuitOpen { .. }
             | Error::StillLoading { .. }
             | Error::PoolExhausted { .. }
@@ -192,5 +256,108 @@ impl Error {
             | Error::Timeout { .. } => ErrorKind::Io,
         };
         redis::RedisError::from((kind, "redis-db", self.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use redis_db_config::{Cluster, Connection, ReadFrom, TlsOptions, Topology};
+
+    fn out_of_range_error(address: String, detail: &str) -> String {
+        Error::DatabaseOutOfRange {
+            database: "orders".to_owned(),
+            db: 5,
+            address,
+            detail: detail.to_owned(),
+        }
+        .to_string()
+    }
+
+    fn cluster_address() -> String {
+        let connection = Connection {
+            host: "localhost".to_owned(),
+            port: 6379,
+            username: None,
+            password: None,
+            tls: false,
+            tls_options: TlsOptions::default(),
+        };
+        let topology = Topology::Cluster(Cluster {
+            nodes: vec!["127.0.0.1:7000".parse().unwrap()],
+            read_from: ReadFrom::Master,
+            numbered_databases: true,
+        });
+        crate::connector::describe(&connection, &topology)
+    }
+
+    #[test]
+    fn out_of_range_hints_name_the_setting_of_the_topology() {
+        let standalone = out_of_range_error(
+            "redis://127.0.0.1:6379".to_owned(),
+            "ERR DB index is out of range",
+        );
+        assert!(
+            standalone.contains("raise `databases` in redis.conf"),
+            "{standalone}"
+        );
+        assert!(!standalone.contains("cluster-databases"), "{standalone}");
+
+        // A Valkey cluster without `cluster-databases`.
+        let valkey = out_of_range_error(cluster_address(), "ERR DB index is out of range");
+        assert!(
+            valkey.starts_with(
+                "database `orders`: db 5 is out of range for the cluster 127.0.0.1:7000"
+            ),
+            "{valkey}"
+        );
+        assert!(
+            valkey.contains("raise `cluster-databases` on every node"),
+            "{valkey}"
+        );
+        assert!(!valkey.contains("redis.conf"), "{valkey}");
+
+        // A Redis 7 cluster with `numbered_databases: true`.
+        let redis7 = out_of_range_error(
+            cluster_address(),
+            "ERR SELECT is not allowed in cluster mode",
+        );
+        assert!(
+            redis7.contains("set `numbered_databases: false`"),
+            "{redis7}"
+        );
+        assert!(
+            redis7.contains("SELECT is not allowed in cluster mode"),
+            "{redis7}"
+        );
+
+        // A cluster node described as a standalone server.
+        let node = out_of_range_error(
+            "redis://127.0.0.1:7000".to_owned(),
+            "ERR SELECT is not allowed in cluster mode",
+        );
+        assert!(
+            node.contains("describe the endpoint as `cluster:"),
+            "{node}"
+        );
+    }
+
+    #[test]
+    fn zero_attempts_reads_as_a_setup_failure() {
+        let error = Error::Unreachable {
+            database: "main".to_owned(),
+            db: 0,
+            address: "rediss://127.0.0.1:6380".to_owned(),
+            attempts: 0,
+            source: redis::RedisError::from((
+                redis::ErrorKind::InvalidClientConfig,
+                "cannot read a TLS file",
+            )),
+        };
+        let text = error.to_string();
+        assert!(
+            text.contains("the connection could not be set up: cannot read a TLS file"),
+            "{text}"
+        );
     }
 }

@@ -89,6 +89,57 @@ impl Handle {
         })
     }
 
+    /// An optimistic transaction, like `redis::aio::transaction_async` but on an exclusive
+    /// pooled connection: `WATCH`es `keys`, then runs `body` with the connection and a fresh
+    /// `.atomic()` pipeline. `Ok(None)` from the body (what `pipe.query_async::<Option<_>>` returns
+    /// when `EXEC` answered nil because a watched key changed) runs it again, at most
+    /// [`crate::MAX_TRANSACTION_RUNS`] times; an error is returned and never re-run (after a
+    /// connection failure or timeout the `EXEC` may have been applied), and the connection is then
+    /// discarded. The body returns its future boxed (`Box::pin(async move { .. })`), which keeps
+    /// the transaction's future `Send` (usable in `tokio::spawn`); an `AsyncFnMut` bound cannot
+    /// promise that on Rust 1.88.
+    ///
+    /// ```no_run
+    /// # async fn example(handle: redis_db_core::Handle) -> Result<(), redis_db_core::Error> {
+    /// use redis::AsyncCommands;
+    /// let (balance,): (i64,) = handle
+    ///     .transaction(&["balance"], |conn, pipe| {
+    ///         Box::pin(async move {
+    ///             let balance: i64 = conn.get("balance").await?;
+    ///             pipe.set("balance", balance + 10).ignore().get("balance");
+    ///             pipe.query_async(conn).await
+    ///         })
+    ///     })
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn transaction<'h, K, T, F>(
+        &'h self,
+        keys: &[K],
+        body: F,
+    ) -> impl std::future::Future<Output = Result<T, Error>> + 'h
+    where
+        K: redis::ToRedisArgs,
+        F: for<'c> FnMut(&'c mut Connection, &'c mut Pipeline) -> redis::RedisFuture<'c, Option<T>>
+            + 'h,
+        T: 'h,
+    {
+        crate::transaction::run(self, keys, body)
+    }
+
+    /// A pub/sub subscriber on this database's endpoint (the current master on Sentinel),
+    /// re-subscribed after every disconnection: see [`crate::Subscriber`].
+    pub async fn subscriber(&self) -> Result<crate::Subscriber, Error> {
+        crate::subscriber::open(&self.inner, self.position).await
+    }
+
+    /// Keyspace notifications of this database only (`__keyspace@<db>__:<pattern>`); fails,
+    /// naming `notify-keyspace-events`, when the server has them off: see
+    /// [`crate::KeyspaceEvents`].
+    pub async fn keyspace_events(&self, pattern: &str) -> Result<crate::KeyspaceEvents, Error> {
+        crate::keyspace::open(self, &self.inner, self.position, pattern).await
+    }
+
     fn command_error(&self, source: RedisError) -> Error {
         let (slot, _) = self.inner.slot(self.position);
         Error::Command {
@@ -218,6 +269,14 @@ impl std::fmt::Debug for Connection {
 }
 
 impl Connection {
+    /// Drops the pooled connection instead of returning it to the pool: after a failure its
+    /// state (a WATCH, an open MULTI, a pending reply) is unknown.
+    pub(crate) fn discard(&mut self) {
+        if let Some(link) = self.connection.take() {
+            drop(managed::Object::take(link));
+        }
+    }
+
     async fn run(&mut self, request: Request<'_>) -> Result<Reply, RedisError> {
         let (slot, target) = self.inner.slot(self.position);
         let timeout = request.traits().deadline(slot.timeout);

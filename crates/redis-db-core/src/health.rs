@@ -14,7 +14,8 @@ use crate::stats::CircuitState;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum HealthState {
-    /// Answers promptly, circuit closed.
+    /// Answers promptly, circuit closed. For a user without `+ping`, a prompt `NOPERM` to the
+    /// health `PING` counts as an answer.
     Healthy,
     /// Reachable but loading, slow (over half its timeout), or its circuit is not closed.
     Degraded,
@@ -114,6 +115,10 @@ pub(crate) async fn check(inner: &Inner) -> HealthReport {
     HealthReport { databases }
 }
 
+/// A user without `+ping` (least-privilege ACL): the server's `NOPERM` is an answer, so the
+/// database is reachable and its latency is measured, and it counts as healthy when prompt. The
+/// refusal cannot say whether the server is still loading (ACLs are checked first), so the
+/// readiness gate stands in: loading while the calls themselves last saw `LOADING`.
 async fn ping(
     target: &crate::core::Target,
     timeout: Duration,
@@ -121,6 +126,20 @@ async fn ping(
     let started = Instant::now();
     let result = with_timeout(Some(timeout), target.lane.ping()).await;
     let latency = started.elapsed();
+    let result = match result {
+        Err(e) if crate::readiness::is_refused(&e) => {
+            target.readiness.note_ping_refused();
+            if target.readiness.is_loading() {
+                return (
+                    HealthState::Degraded,
+                    Some(latency),
+                    Some("loading dataset (seen by calls; the user may not PING)".to_owned()),
+                );
+            }
+            Ok(())
+        }
+        other => other,
+    };
     match result {
         Ok(_) if latency > timeout / 2 => (
             HealthState::Degraded,

@@ -4,13 +4,14 @@
 //! TCP settings for cluster or sentinel connections — deadpool issue 452 — and would be a
 //! second way to open connections.)
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool::managed::{self, Metrics, RecycleError, RecycleResult, Timeouts};
 use deadpool::Runtime;
-use redis::{AsyncConnectionConfig, FromRedisValue, RedisError, Value};
+use redis::aio::ConnectionLike;
+use redis::{AsyncConnectionConfig, FromRedisValue, RedisError, ServerErrorKind, Value};
 use redis_db_config::Config;
 
 use crate::connector::{Connector, Link};
@@ -31,6 +32,38 @@ pub(crate) struct LinkManager {
     /// Connections created before this instant go to a replaced master: a manual failover
     /// leaves the old master answering ROLE `master` for seconds, so ROLE alone cannot tell.
     stale_before: std::sync::Mutex<Option<std::time::Instant>>,
+    /// The server refused this pool's user one of the recycle check's commands (`NOPERM`): a
+    /// least-privilege ACL user. Remembered so that the check is sent without it from then on,
+    /// and logged once.
+    refused: Refused,
+}
+
+/// Which of the recycle check's commands the user may not run.
+#[derive(Default)]
+struct Refused {
+    /// `UNWATCH` refused: the user cannot have run `WATCH` either (nothing to clear).
+    unwatch: AtomicBool,
+    /// `PING` refused: its `NOPERM` reply still proves the connection answers.
+    ping: AtomicBool,
+    /// `ROLE` refused (Sentinel endpoints): only the creation-time check of a failover remains.
+    role: AtomicBool,
+}
+
+impl Refused {
+    /// Records that `command` was refused; logs the first time only.
+    fn note(flag: &AtomicBool, command: &str) {
+        if !flag.swap(true, Ordering::Relaxed) {
+            tracing::debug!(
+                command,
+                "redis-db: the ACL user may not run {command}; pooled connections are checked without it"
+            );
+        }
+    }
+}
+
+/// Whether a reply is the server's `NOPERM` (the ACL user may not run the command).
+pub(crate) fn is_no_perm(value: &Value) -> bool {
+    matches!(value, Value::ServerError(e) if e.kind() == Some(ServerErrorKind::NoPerm))
 }
 
 impl LinkManager {
@@ -51,10 +84,20 @@ impl managed::Manager for LinkManager {
         // The handshake succeeds while a server is loading; a PING does not. Refusing the new
         // connection here sends its `LOADING` through the caller's readiness wait instead of
         // handing out a connection whose first command would fail.
-        Request::Command(&redis::cmd("PING"))
-            .send(&mut link)
-            .await?;
-        Ok(link)
+        if self.refused.ping.load(Ordering::Relaxed) {
+            return Ok(link);
+        }
+        match Request::Command(&redis::cmd("PING")).send(&mut link).await {
+            Ok(_) => Ok(link),
+            // A least-privilege user may not PING. The server checks ACLs before `LOADING`
+            // (measured on Redis 7.0), so the refusal says it answers, not that it finished
+            // loading: a `LOADING` then reaches the caller's first command on the connection.
+            Err(e) if e.kind() == redis::ErrorKind::Server(ServerErrorKind::NoPerm) => {
+                Refused::note(&self.refused.ping, "PING");
+                Ok(link)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     async fn recycle(&self, link: &mut Link, metrics: &Metrics) -> RecycleResult<RedisError> {
@@ -63,22 +106,53 @@ impl managed::Manager for LinkManager {
             return Err(RecycleError::message("opened before a failover"));
         }
         // As deadpool-redis does: drop any WATCH a previous user left, and prove the connection
-        // answers (a numbered PING, so a stale reply cannot pass).
+        // answers (a numbered PING, so a stale reply cannot pass). A least-privilege ACL user may
+        // be refused any of these (`NOPERM`): a refused UNWATCH means the user cannot WATCH
+        // either, so it is left out from then on; a refused PING or ROLE is still an answer of
+        // this connection (the replies are matched to requests in order).
         let number = self.ping_number.fetch_add(1, Ordering::Relaxed).to_string();
+        let unwatch = !self.refused.unwatch.load(Ordering::Relaxed);
+        let role = self.require_master && !self.refused.role.load(Ordering::Relaxed);
         let mut check = redis::pipe();
-        check.cmd("UNWATCH").ignore().cmd("PING").arg(&number);
-        if self.require_master {
+        if unwatch {
+            check.cmd("UNWATCH");
+        }
+        check.cmd("PING").arg(&number);
+        if role {
             check.cmd("ROLE");
         }
-        let replies: Vec<Value> = check.query_async(link).await?;
-        let echo = replies.first().cloned().map(String::from_redis_value);
-        if !matches!(echo, Some(Ok(ref echo)) if *echo == number) {
-            return Err(RecycleError::message(
-                "PING answered with another connection's reply",
-            ));
+        let count = usize::from(unwatch) + 1 + usize::from(role);
+        let mut replies = link
+            .req_packed_commands(&check, 0, count)
+            .await?
+            .into_iter();
+        if unwatch {
+            match replies.next() {
+                Some(Value::Okay) => {}
+                Some(ref reply) if is_no_perm(reply) => {
+                    Refused::note(&self.refused.unwatch, "UNWATCH")
+                }
+                _ => return Err(RecycleError::message("UNWATCH was not answered OK")),
+            }
         }
-        if self.require_master && !replies.get(1).is_some_and(is_master) {
-            return Err(RecycleError::message("the node is no longer the master"));
+        match replies.next() {
+            Some(ref reply) if is_no_perm(reply) => Refused::note(&self.refused.ping, "PING"),
+            Some(reply) => {
+                let echo = String::from_redis_value(reply);
+                if !matches!(echo, Ok(ref echo) if *echo == number) {
+                    return Err(RecycleError::message(
+                        "PING answered with another connection's reply",
+                    ));
+                }
+            }
+            None => return Err(RecycleError::message("PING was not answered")),
+        }
+        if role {
+            match replies.next() {
+                Some(ref reply) if is_no_perm(reply) => Refused::note(&self.refused.role, "ROLE"),
+                Some(ref reply) if is_master(reply) => {}
+                _ => return Err(RecycleError::message("the node is no longer the master")),
+            }
         }
         Ok(())
     }
@@ -111,6 +185,7 @@ pub(crate) fn exclusive_pool(
         ping_number: AtomicUsize::new(0),
         require_master,
         stale_before: std::sync::Mutex::new(None),
+        refused: Refused::default(),
     };
     Pool::builder(manager)
         .max_size(max_size.max(1))

@@ -74,8 +74,11 @@ fn is_auth_message(error: &RedisError) -> bool {
     code == "WRONGPASS" || code == "NOAUTH" || error.to_string().contains("WRONGPASS")
 }
 
+/// `SELECT` refused: a number beyond the server's `databases` (or Valkey's `cluster-databases`),
+/// or any number but 0 on a cluster node without numbered databases (Redis 7). Retrying cannot help.
 fn is_db_out_of_range(error: &RedisError) -> bool {
-    error.to_string().contains("DB index is out of range")
+    let text = error.to_string();
+    text.contains("DB index is out of range") || text.contains(crate::error::SELECT_IN_CLUSTER_MODE)
 }
 
 /// Exponential backoff with jitter: `delay`, about `2 x delay`, ... never above `max_delay`, at
@@ -162,6 +165,11 @@ mod tests {
             ),
             (
                 server_error("ERR DB index is out of range"),
+                Stage::Connect,
+                Verdict::DatabaseOutOfRange,
+            ),
+            (
+                server_error("ERR SELECT is not allowed in cluster mode"),
                 Stage::Connect,
                 Verdict::DatabaseOutOfRange,
             ),

@@ -1,17 +1,14 @@
 //! Per-database figures: counted on every call, read as a serializable snapshot.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
+
+use crate::shard::{self, SHARDS};
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
-
-/// How many shards the per-call figures are split over. Each thread records into one (picked
-/// once per thread), so the workers of a runtime rarely write the same cache line; `stats()`
-/// adds them up.
-const SHARDS: usize = 8;
 
 /// What every call writes: a count and its latency.
 #[derive(Debug)]
@@ -20,14 +17,6 @@ struct Shard {
     commands: AtomicU64,
     /// Microseconds per call; hdrhistogram gives an honest p99 at 2 significant digits.
     latency: Mutex<Histogram<u64>>,
-}
-
-fn shard_index() -> usize {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    thread_local! {
-        static INDEX: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
-    }
-    INDEX.with(|index| *index)
 }
 
 /// The counters of one pool target (a database and its aliases).
@@ -41,6 +30,53 @@ pub(crate) struct Counters {
     connections_closed: AtomicU64,
     pool_created: AtomicU64,
     last_error: Mutex<Option<String>>,
+    /// Written by subscribers only, never on the per-call path.
+    pubsub: PubSubCounters,
+    /// The database's handles of feature `metrics` (a zero-sized no-op without it).
+    pub metrics: crate::metrics::Metrics,
+}
+
+/// The pub/sub figures of one target, summed over its subscribers.
+#[derive(Debug, Default)]
+pub(crate) struct PubSubCounters {
+    subscriptions: AtomicU64,
+    received: AtomicU64,
+    dropped: AtomicU64,
+    reconnections: AtomicU64,
+}
+
+impl PubSubCounters {
+    pub fn subscriptions_changed(&self, added: bool) {
+        if added {
+            self.subscriptions.fetch_add(1, Ordering::Relaxed);
+        } else {
+            // Never below zero, even if a removal were counted twice.
+            let _ = self
+                .subscriptions
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+        }
+    }
+
+    pub fn message_received(&self) {
+        self.received.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn message_dropped(&self) {
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn reconnected(&self) {
+        self.reconnections.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn snapshot(&self) -> PubSubStats {
+        PubSubStats {
+            subscriptions: self.subscriptions.load(Ordering::Relaxed),
+            messages_received: self.received.load(Ordering::Relaxed),
+            messages_dropped: self.dropped.load(Ordering::Relaxed),
+            reconnections: self.reconnections.load(Ordering::Relaxed),
+        }
+    }
 }
 
 impl Counters {
@@ -58,11 +94,22 @@ impl Counters {
             connections_closed: AtomicU64::new(0),
             pool_created: AtomicU64::new(0),
             last_error: Mutex::new(None),
+            pubsub: PubSubCounters::default(),
+            metrics: crate::metrics::Metrics::default(),
         }
     }
 
+    /// With the metric handles of the database these counters are for.
+    pub fn with_metrics(self, metrics: crate::metrics::Metrics) -> Self {
+        Self { metrics, ..self }
+    }
+
+    pub fn pubsub(&self) -> &PubSubCounters {
+        &self.pubsub
+    }
+
     pub fn record_call(&self, elapsed: Duration, error: Option<&str>) {
-        let shard = &self.shards[shard_index()];
+        let shard = &self.shards[shard::index()];
         shard.commands.fetch_add(1, Ordering::Relaxed);
         let micros = u64::try_from(elapsed.as_micros())
             .unwrap_or(u64::MAX)
@@ -76,6 +123,7 @@ impl Counters {
 
     pub fn record_retry(&self) {
         self.retries.fetch_add(1, Ordering::Relaxed);
+        self.metrics.retry();
     }
 
     pub fn connection_created(&self) {
@@ -122,6 +170,7 @@ impl Counters {
             max_us: histogram.max(),
         };
         stats.last_error = lock(&self.last_error).clone();
+        stats.pubsub = self.pubsub.snapshot();
     }
 }
 
@@ -216,6 +265,21 @@ pub struct DatabaseStats {
     pub latency: LatencyStats,
     /// The last failure's text (never a password).
     pub last_error: Option<String>,
+    /// Pub/sub subscribers of this database (`Handle::subscriber`, `Handle::keyspace_events`).
+    pub pubsub: PubSubStats,
+}
+
+/// Pub/sub figures of one database, summed over its subscribers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct PubSubStats {
+    /// Channels, patterns and sharded channels held now (re-issued after every reconnect).
+    pub subscriptions: u64,
+    /// Messages received from the server (delivered or dropped).
+    pub messages_received: u64,
+    /// Messages dropped because a subscriber's consumer fell behind (its buffer was full).
+    pub messages_dropped: u64,
+    /// Times a subscriber's connection was re-established after it broke.
+    pub reconnections: u64,
 }
 
 /// Pool figures at the snapshot.

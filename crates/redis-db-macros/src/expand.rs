@@ -16,7 +16,19 @@ use crate::fallback;
 
 /// The whole macro: `#[databases(<args>)] <item>` to the generated code, or to the errors
 /// plus a fallback skeleton when the arguments, the item or the config are wrong.
+#[cfg(test)]
 pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand_in(args, item, None)
+}
+
+/// [`expand`], told the file that holds the attribute (`None` when the compiler does not
+/// know it): a config path that names no file under `CARGO_MANIFEST_DIR` is then also looked
+/// for next to that file.
+pub fn expand_in(
+    args: TokenStream,
+    item: TokenStream,
+    source_file: Option<PathBuf>,
+) -> TokenStream {
     let (input, shape_error) = match Input::parse(item.clone()) {
         Ok(input) => (input, None),
         // An enum of the wrong shape (generic, with variants): report it, and generate from
@@ -42,7 +54,7 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
             return fallback::expand(&input, None, String::new(), error);
         }
     };
-    match Model::load(&input, &args) {
+    match Model::load(&input, &args, source_file.as_deref()) {
         Ok(model) => {
             let mut out = shape_error
                 .map(|e| e.to_compile_error())
@@ -95,6 +107,9 @@ pub struct Model<'a> {
     pub yaml_path: Option<String>,
     /// The path as written in the attribute.
     pub config_file: String,
+    /// The YAML's directory, when the YAML names `tls` files by relative paths: the generated
+    /// builder resolves them against it, so that the client reads the files the build checked.
+    pub tls_base: Option<String>,
 }
 
 impl<'a> Model<'a> {
@@ -109,13 +124,14 @@ impl<'a> Model<'a> {
             databases: Vec::new(),
             yaml_path: None,
             config_file,
+            tls_base: None,
         }
     }
 
     /// Reads and validates the YAML named by `args`; every config problem becomes one error
     /// spanned on the `config = "..."` literal.
-    fn load(input: &'a Input, args: &Args) -> syn::Result<Self> {
-        let (config, path) = read_config(args)?;
+    fn load(input: &'a Input, args: &Args, source_file: Option<&Path>) -> syn::Result<Self> {
+        let (config, path) = read_config(args, source_file)?;
         let yaml_path = path.to_str().map(str::to_owned).ok_or_else(|| {
             syn::Error::new(
                 args.config_span,
@@ -124,6 +140,18 @@ impl<'a> Model<'a> {
         })?;
         let mut model = Self::empty(input, args.client.as_ref(), args.config.clone());
         model.yaml_path = Some(yaml_path);
+        if config.has_relative_tls_paths() {
+            let dir = path.parent().unwrap_or(Path::new("/"));
+            model.tls_base = Some(dir.to_str().map(str::to_owned).ok_or_else(|| {
+                syn::Error::new(
+                    args.config_span,
+                    format!(
+                        "the config directory `{}` is not valid UTF-8",
+                        dir.display()
+                    ),
+                )
+            })?);
+        }
         model.databases = databases(&config, args.config_span)?;
         Ok(model)
     }
@@ -243,6 +271,15 @@ impl<'a> Model<'a> {
             Some((target, _)) => quote!(::core::option::Option::Some(Self::#target)),
             None => quote!(::core::option::Option::None),
         });
+        // Relative `tls` files of the compiled YAML are the YAML directory's (first of the
+        // builder's changes, so a runtime file's or the application's own come after it).
+        let resolve_tls = self.tls_base.as_ref().map(|dir| {
+            quote! {
+                .configure(|config: &mut ::redis_db::config::Config| {
+                    config.resolve_tls_paths(::std::path::Path::new(#dir))
+                })
+            }
+        });
         let file = &self.config_file;
         let all_doc = if file.is_empty() {
             " Every database, in file order.".to_owned()
@@ -287,7 +324,7 @@ impl<'a> Model<'a> {
                 /// before connecting. Builder settings beat the environment, which beats the
                 /// runtime config file, which beats the compiled YAML.
                 pub fn builder() -> ::redis_db::Builder<Self> {
-                    ::redis_db::Builder::<Self>::new()
+                    ::redis_db::Builder::<Self>::new() #resolve_tls
                 }
 
                 /// Connects with the compiled configuration plus the `REDIS_*` environment
@@ -490,25 +527,55 @@ fn variant_docs(d: &Db) -> Vec<String> {
 }
 
 /// The YAML as `redis-db-config` reads it, and its resolved path.
-fn read_config(args: &Args) -> syn::Result<(Config, PathBuf)> {
+///
+/// The path is relative to `CARGO_MANIFEST_DIR`; when no file is there, the directory of the
+/// source file holding the attribute is tried too (as `include_str!` would), which keeps tests
+/// whose crate is generated elsewhere (trybuild's, under any `CARGO_TARGET_DIR`) independent
+/// of where that is.
+fn read_config(args: &Args, source_file: Option<&Path>) -> syn::Result<(Config, PathBuf)> {
     let base = std::env::var_os("CARGO_MANIFEST_DIR")
         .map(PathBuf::from)
         .or_else(|| std::env::current_dir().ok())
         .unwrap_or_default();
-    let path = resolve(&base.join(&args.config));
+    let mut path = resolve(&base.join(&args.config));
+    let beside_source = source_file
+        .and_then(Path::parent)
+        .filter(|dir| dir.is_absolute())
+        .map(|dir| resolve(&dir.join(&args.config)));
+    let mut also_tried = None;
+    match beside_source {
+        Some(beside) if !path.is_file() && beside.is_file() => path = beside,
+        Some(beside) if beside != path => also_tried = Some(beside),
+        _ => {}
+    }
     let result = match std::fs::read_to_string(&path) {
         // Errors name the file as written in the attribute, which is what the user knows.
-        Ok(text) => redis_db_config::parse_str(&text, &args.config),
+        // `tls` files are checked against the disk here, relative to the YAML's directory.
+        Ok(text) => {
+            let dir = path.parent().unwrap_or(Path::new("/"));
+            redis_db_config::parse_str_with_files(&text, &args.config, dir)
+        }
         Err(error) => {
             // Missing or unreadable: show the resolved path, and what it is relative to.
+            let help = match &also_tried {
+                _ if Path::new(&args.config).is_absolute() => {
+                    "fix the path or create the file".to_owned()
+                }
+                Some(beside) => format!(
+                    "the path is relative to the crate's directory ({}), else to the directory of the source file ({} was tried too); fix the path or create the file",
+                    base.display(),
+                    beside.display()
+                ),
+                None => format!(
+                    "the path is relative to the crate's directory ({}); fix the path or create the file",
+                    base.display()
+                ),
+            };
             let error = ConfigError::new(
                 &args.config,
                 format!("cannot read config file {}: {error}", path.display()),
             )
-            .with_help(format!(
-                "the path is relative to the crate's directory ({}); fix the path or create the file",
-                base.display()
-            ));
+            .with_help(help);
             Err(ConfigErrors::from(error))
         }
     };
@@ -820,6 +887,90 @@ mod tests {
         assert!(out.contains("pub enum Shop {"), "{out}");
         assert!(out.contains("CartsMirror = 2"), "{out}");
         assert!(!out.contains("Main ,") && !out.contains("Main }"), "{out}");
+    }
+
+    #[test]
+    fn a_path_not_under_the_manifest_dir_is_looked_for_beside_the_source_file() {
+        let yaml = temp_yaml("beside.yaml", "redis_databases:\n  main:\n    db: 4\n");
+        let dir = Path::new(&yaml).parent().unwrap().to_path_buf();
+        let out = expand_in(
+            quote!(config = "beside.yaml"),
+            quote!(
+                pub enum Db {}
+            ),
+            Some(dir.join("lib.rs")),
+        )
+        .to_string();
+        assert!(!out.contains("compile_error"), "{out}");
+        assert!(
+            out.contains("Main = 0") && out.contains("Self :: Main => 4"),
+            "{out}"
+        );
+        // Without the source file, the manifest dir alone counts (and has no such file).
+        let out = run(
+            quote!(config = "beside.yaml"),
+            quote!(
+                pub enum Db {}
+            ),
+        );
+        assert!(out.contains("cannot read config file"), "{out}");
+    }
+
+    #[test]
+    fn relative_tls_files_are_checked_and_resolved_against_the_yaml_dir() {
+        let dir = std::env::temp_dir().join(format!("redis-db-macros-tls-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("certs")).unwrap();
+        std::fs::write(dir.join("certs/ca.pem"), "ca").unwrap();
+        let yaml = dir.join("tls.yaml");
+        std::fs::write(
+            &yaml,
+            "redis_databases:\n  main:\n    db: 0\nhost: cache\ntls:\n  ca_file: certs/ca.pem\n  cert_file: certs/client.pem\n  key_file: certs/client.key\n",
+        )
+        .unwrap();
+        let path = yaml.to_str().unwrap().to_owned();
+        let out = run(
+            quote!(config = #path),
+            quote!(
+                pub enum Db {}
+            ),
+        );
+        assert_eq!(out.matches("compile_error").count(), 1, "{out}");
+        assert!(out.contains("(2 errors)"), "{out}");
+        assert!(
+            out.contains("tls.yaml:7:14: `tls.cert_file` names"),
+            "{out}"
+        );
+        assert!(out.contains("tls.yaml:8:13: `tls.key_file` names"), "{out}");
+        assert!(
+            out.contains(dir.join("certs/client.pem").to_str().unwrap()),
+            "{out}"
+        );
+
+        std::fs::write(dir.join("certs/client.pem"), "cert").unwrap();
+        std::fs::write(dir.join("certs/client.key"), "key").unwrap();
+        let out = run(
+            quote!(config = #path),
+            quote!(
+                pub enum Db {}
+            ),
+        );
+        assert!(!out.contains("compile_error"), "{out}");
+        let needle = format!(
+            "config . resolve_tls_paths (:: std :: path :: Path :: new ({:?}))",
+            dir.canonicalize().unwrap().to_str().unwrap()
+        );
+        assert!(out.contains(&needle), "missing `{needle}` in\n{out}");
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        // Without relative tls paths the builder is the plain one.
+        let path = fixture("shop.yaml");
+        let out = run(
+            quote!(config = #path),
+            quote!(
+                pub enum Db {}
+            ),
+        );
+        assert!(!out.contains("resolve_tls_paths"), "{out}");
     }
 
     #[test]

@@ -21,7 +21,8 @@ use proc_macro::TokenStream;
 ///
 /// Arguments:
 /// - `config = "path"`: the YAML file, relative to the invoking crate's `CARGO_MANIFEST_DIR`
-///   (default `config/redis-databases.yaml`);
+///   (default `config/redis-databases.yaml`); when no file is there, relative to the directory
+///   of the source file holding the attribute (as with `include_str!`);
 /// - `client = Name` (optional): the client type's name (default: the enum's name followed by
 ///   `Client`); the blocking client is `Name` followed by `Blocking`.
 ///
@@ -29,5 +30,8 @@ use proc_macro::TokenStream;
 /// and how to fix it. See the crate documentation for everything that is generated.
 #[proc_macro_attribute]
 pub fn databases(args: TokenStream, item: TokenStream) -> TokenStream {
-    expand::expand(args.into(), item.into()).into()
+    // The file holding the attribute: a config path not found under `CARGO_MANIFEST_DIR` is
+    // looked for next to it.
+    let source_file = proc_macro::Span::call_site().local_file();
+    expand::expand_in(args.into(), item.into(), source_file).into()
 }

@@ -4,7 +4,7 @@
 //! A crate whose enum and clients are all documented.
 
 /// The shop's databases.
-#[redis_db::databases(config = "../../../../tests/fixtures/shop.yaml", client = ShopDb)]
+#[redis_db::databases(config = "../../fixtures/shop.yaml", client = ShopDb)]
 #[derive(PartialOrd, Ord)]
 pub enum Shop {}
 

@@ -5,6 +5,7 @@ mod overlay;
 mod robustness;
 mod rules;
 mod seed;
+mod tls;
 mod topology;
 
 use crate::{parse_str, ConfigError, Location};

@@ -532,7 +532,7 @@ fn section_keys_and_values() {
     );
     error_at(
         &with("endpoints:\n  e:\n    host: h\n    timeout: 3\n"),
-        "unknown key `timeout` in endpoint `e` (valid keys: url, host, port, username, password, sentinel, cluster)",
+        "unknown key `timeout` in endpoint `e` (valid keys: url, host, port, username, password, sentinel, cluster, tls)",
         7,
         5,
     );

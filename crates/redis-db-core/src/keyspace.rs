@@ -1,0 +1,178 @@
+//! Keyspace notifications of one numbered database: a [`Subscriber`] on
+//! `__keyspace@<db>__:<pattern>` with the database's own number, read as (key, event) pairs.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures_util::stream::Stream;
+use redis::{ErrorKind, RedisError};
+
+use crate::core::Inner;
+use crate::error::Error;
+use crate::handle::Handle;
+use crate::subscriber::{self, Message, Subscriber};
+
+/// The event classes of `notify-keyspace-events` (besides `K`/`E`); `A` is most of them.
+const EVENT_CLASSES: &str = "Ag$lshzxetmdn";
+
+/// One keyspace notification: `key` was touched by `event` (`set`, `expired`, `del`, ...).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyspaceEvent {
+    key: String,
+    event: String,
+}
+
+impl KeyspaceEvent {
+    /// The key, without the `__keyspace@<db>__:` prefix.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The event's name as the server sends it (`set`, `expired`, `hset`, ...).
+    pub fn event(&self) -> &str {
+        &self.event
+    }
+}
+
+/// Keyspace notifications of one database only, re-subscribed after every disconnection like
+/// any [`Subscriber`] (same at-most-once delivery and bounded buffer). A [`Stream`] of
+/// [`KeyspaceEvent`]s (also readable with [`KeyspaceEvents::recv`]).
+#[derive(Debug)]
+pub struct KeyspaceEvents {
+    subscriber: Subscriber,
+    prefix: String,
+}
+
+impl KeyspaceEvents {
+    /// The next event; `None` only if the subscriber's task stopped.
+    pub async fn recv(&mut self) -> Option<KeyspaceEvent> {
+        std::future::poll_fn(|cx| Pin::new(&mut *self).poll_next(cx)).await
+    }
+
+    /// How many times the subscription was re-established (events may have been missed).
+    pub fn reconnections(&self) -> u64 {
+        self.subscriber.reconnections()
+    }
+
+    /// Events dropped because the consumer fell behind.
+    pub fn dropped(&self) -> u64 {
+        self.subscriber.dropped()
+    }
+
+    /// The underlying subscriber (for its figures).
+    pub fn subscriber(&self) -> &Subscriber {
+        &self.subscriber
+    }
+
+    fn event(&self, message: Message) -> Option<KeyspaceEvent> {
+        let key = message.channel().strip_prefix(&self.prefix)?.to_owned();
+        let event = message.payload::<String>().ok()?;
+        Some(KeyspaceEvent { key, event })
+    }
+}
+
+impl Stream for KeyspaceEvents {
+    type Item = KeyspaceEvent;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<KeyspaceEvent>> {
+        loop {
+            match Pin::new(&mut self.subscriber).poll_next(cx) {
+                Poll::Ready(Some(message)) => {
+                    if let Some(event) = self.event(message) {
+                        return Poll::Ready(Some(event));
+                    }
+                }
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+/// Checks the server's setting, then subscribes to this database's keyspace channel.
+pub(crate) async fn open(
+    handle: &Handle,
+    inner: &Arc<Inner>,
+    position: usize,
+    pattern: &str,
+) -> Result<KeyspaceEvents, Error> {
+    let (slot, target) = inner.slot(position);
+    if target.is_cluster {
+        // Each cluster node notifies only about its own keys: one subscription would silently
+        // see a fraction of the events.
+        return Err(refused(
+            handle,
+            "keyspace events are not carried on Cluster endpoints",
+            "each node notifies only about its own keys; subscribe on every node with the \
+             `redis` crate, or put the database on a standalone or Sentinel endpoint"
+                .to_owned(),
+        ));
+    }
+    check_setting(handle, &target.address).await?;
+    let prefix = format!("__keyspace@{}__:", slot.db);
+    let mut subscriber = subscriber::open(inner, position).await?;
+    subscriber.psubscribe(&format!("{prefix}{pattern}")).await?;
+    Ok(KeyspaceEvents { subscriber, prefix })
+}
+
+/// `CONFIG GET notify-keyspace-events` must show the `K` class and some event class. A server
+/// that refuses `CONFIG` (managed services, renamed commands, ACL) is given the benefit of the
+/// doubt: the stream is opened and simply yields nothing if notifications are off.
+async fn check_setting(handle: &Handle, address: &str) -> Result<(), Error> {
+    let mut cmd = redis::cmd("CONFIG");
+    cmd.arg("GET").arg("notify-keyspace-events");
+    let value = match handle.query::<HashMap<String, String>>(&cmd).await {
+        Ok(reply) => reply
+            .get("notify-keyspace-events")
+            .cloned()
+            .unwrap_or_default(),
+        Err(Error::Command { source, .. }) => {
+            tracing::debug!(database = %handle.name(), error = %source, "redis-db: CONFIG GET refused; cannot check notify-keyspace-events");
+            return Ok(());
+        }
+        Err(other) => return Err(other),
+    };
+    if notifies_keyspace(&value) {
+        return Ok(());
+    }
+    Err(refused(
+        handle,
+        "keyspace notifications are off",
+        format!(
+            "the server at {address} has notify-keyspace-events \"{value}\", which sends no \
+             keyspace events for database `{}` (db {}); set notify-keyspace-events to KEA \
+             (or at least K plus the event classes you need): `CONFIG SET notify-keyspace-events KEA` \
+             or `notify-keyspace-events KEA` in redis.conf",
+            handle.name(),
+            handle.db()
+        ),
+    ))
+}
+
+fn notifies_keyspace(value: &str) -> bool {
+    value.contains('K') && value.chars().any(|c| EVENT_CLASSES.contains(c))
+}
+
+fn refused(handle: &Handle, what: &'static str, detail: String) -> Error {
+    Error::Command {
+        database: handle.name().to_owned(),
+        db: handle.db(),
+        source: RedisError::from((ErrorKind::Client, what, detail)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::notifies_keyspace;
+
+    #[test]
+    fn needs_the_keyspace_class_and_an_event_class() {
+        assert!(notifies_keyspace("AKE"));
+        assert!(notifies_keyspace("Kx"));
+        assert!(!notifies_keyspace(""));
+        assert!(!notifies_keyspace("K"));
+        assert!(!notifies_keyspace("Ex"));
+    }
+}

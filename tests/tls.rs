@@ -1,0 +1,352 @@
+//! TLS on real servers (CONTRACT section 11): `redis-server` listening on TLS only, with a
+//! private CA, server and client certificates made by `openssl` for each test.
+
+mod support;
+#[path = "support/tls.rs"]
+mod tls_support;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use redis_db::redis::AsyncCommands;
+use tls_support::{runtime_file, show, Certificates, ClientAuth, TlsServer};
+
+#[redis_db::databases(config = "tests/fixtures/tls.yaml")]
+pub enum Db {}
+
+/// A builder on `server` with the runtime file `tls` (the YAML of a `tls:` section).
+fn on(server: &TlsServer, certs: &Certificates, tls: &str) -> redis_db::Builder<Db> {
+    let file = runtime_file(certs, "runtime.yaml", &format!("tls:\n{tls}"));
+    Db::builder()
+        .ignore_environment()
+        .url(server.url())
+        .config_file(file)
+}
+
+fn ca_line(certs: &Certificates) -> String {
+    format!("  ca_file: {}\n", show(&certs.ca()))
+}
+
+fn client_lines(certs: &Certificates) -> String {
+    format!(
+        "  cert_file: {}\n  key_file: {}\n",
+        show(&certs.path("client.pem")),
+        show(&certs.path("client.key"))
+    )
+}
+
+#[tokio::test]
+async fn rediss_with_a_private_ca_connects_and_runs_commands() {
+    let certs = Certificates::new("private");
+    let server = TlsServer::start(&certs, ClientAuth::No);
+    let db = on(&server, &certs, &ca_line(&certs))
+        .connect()
+        .await
+        .unwrap_or_else(|e| panic!("connect over TLS: {e}"));
+    let _: () = db.main().set("tls:key", "over tls").await.unwrap();
+    let v: String = db.main().get("tls:key").await.unwrap();
+    assert_eq!(v, "over tls");
+    // The other database, a pipeline and an exclusive connection take the same road.
+    let (n,): (i64,) = redis::pipe()
+        .incr("tls:n", 2)
+        .query_async(&mut db.cache())
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
+    let mut exclusive = db.cache().connection().await.unwrap();
+    let n: i64 = redis::cmd("GET")
+        .arg("tls:n")
+        .query_async(&mut exclusive)
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
+    assert_eq!(db.health().await.databases.len(), 2);
+}
+
+#[test]
+fn the_blocking_client_speaks_tls_too() {
+    let certs = Certificates::new("blocking");
+    let server = TlsServer::start(&certs, ClientAuth::No);
+    let db = on(&server, &certs, &ca_line(&certs))
+        .connect_blocking()
+        .unwrap_or_else(|e| panic!("connect_blocking over TLS: {e}"));
+    let _: () = redis::Commands::set(&mut db.main(), "k", 1).unwrap();
+    let v: i64 = redis::Commands::get(&mut db.main(), "k").unwrap();
+    assert_eq!(v, 1);
+}
+
+#[tokio::test]
+async fn mutual_tls_is_accepted_with_a_client_certificate_and_refused_without() {
+    let certs = Certificates::new("mutual");
+    let server = TlsServer::start(&certs, ClientAuth::Required);
+
+    let with_cert = format!("{}{}", ca_line(&certs), client_lines(&certs));
+    let db = on(&server, &certs, &with_cert)
+        .connect()
+        .await
+        .unwrap_or_else(|e| panic!("mutual TLS with a client certificate: {e}"));
+    let _: () = db.main().set("m", "tls").await.unwrap();
+    let v: String = db.main().get("m").await.unwrap();
+    assert_eq!(v, "tls");
+
+    let started = Instant::now();
+    let error = on(&server, &certs, &ca_line(&certs))
+        .connect()
+        .await
+        .expect_err("a server that requires client certificates refuses a client without one");
+    let text = error.to_string();
+    eprintln!("[no client certificate] {:?}: {text}", started.elapsed());
+    assert!(text.contains("`main`"), "{text}");
+    assert!(text.contains(&server.url()), "{text}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_ca_is_refused_naming_the_endpoint_and_the_reason() {
+    let certs = Certificates::new("server-ca");
+    let other = Certificates::new("other-ca");
+    let server = TlsServer::start(&certs, ClientAuth::No);
+
+    // A CA that did not sign the server's certificate.
+    let error = on(&server, &certs, &ca_line(&other))
+        .connect()
+        .await
+        .expect_err("a server certificate from another CA is refused");
+    let text = error.to_string();
+    eprintln!("[wrong CA] {text}");
+    assert!(text.contains("`main`"), "{text}");
+    assert!(text.contains(&server.url()), "{text}");
+    assert!(text.contains("invalid peer certificate"), "{text}");
+    assert!(text.contains("UnknownIssuer"), "{text}");
+
+    // The compiled YAML's CA (relative to the YAML's directory: the file exists, it just signed
+    // nothing) and `rediss://` without any CA (the built-in web roots): refused the same way,
+    // never a panic.
+    for builder in [
+        Db::builder().ignore_environment().url(server.url()),
+        Db::builder()
+            .ignore_environment()
+            .url(server.url())
+            .configure(|c| c.connection.tls_options.ca_file = None),
+    ] {
+        let text = builder.connect().await.expect_err("refused").to_string();
+        assert!(text.contains("UnknownIssuer"), "{text}");
+        assert!(!text.contains("cannot read"), "{text}");
+    }
+}
+
+#[tokio::test]
+async fn a_missing_certificate_file_is_named_in_the_error() {
+    let certs = Certificates::new("missing");
+    let server = TlsServer::start(&certs, ClientAuth::Required);
+    let missing = certs.path("no-such-client.pem");
+    let tls = format!(
+        "{}  cert_file: {}\n  key_file: {}\n",
+        ca_line(&certs),
+        show(&missing),
+        show(&certs.path("client.key"))
+    );
+    let error = on(&server, &certs, &tls)
+        .connect()
+        .await
+        .expect_err("a missing certificate file is an error");
+    let text = error.to_string();
+    eprintln!("[missing file] {text}");
+    assert!(text.contains("`main`"), "{text}");
+    assert!(text.contains("`tls.cert_file`"), "{text}");
+    assert!(text.contains(&show(&missing)), "{text}");
+    assert!(text.contains("No such file"), "{text}");
+
+    // A relative path in a runtime file is the working directory's.
+    let tls = "  ca_file: no/such/ca.pem\n";
+    let text = on(&server, &certs, tls)
+        .connect()
+        .await
+        .expect_err("missing")
+        .to_string();
+    let resolved: PathBuf = std::env::current_dir().unwrap().join("no/such/ca.pem");
+    assert!(text.contains("`tls.ca_file`"), "{text}");
+    assert!(text.contains(&show(&resolved)), "{text}");
+}
+
+#[test]
+fn the_compiled_tls_paths_are_the_yaml_directorys() {
+    let config = Db::builder().ignore_environment().resolve().expect("valid");
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    assert!(config.connection.tls);
+    assert_eq!(
+        config.connection.tls_options.ca_file,
+        Some(fixtures.canonicalize().unwrap().join("tls/unused-ca.pem"))
+    );
+}
+
+/// A provider the application installed before connecting is the one every handshake uses; the
+/// SDK installs ring only when there is none. Runs in a child process of its own (this test
+/// binary, this test only), so that no other test installs one first.
+#[test]
+fn a_crypto_provider_the_application_installed_is_kept() {
+    const CHILD: &str = "REDIS_DB_TLS_PROVIDER_CHILD";
+    if std::env::var_os(CHILD).is_none() {
+        let output = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "a_crypto_provider_the_application_installed_is_kept",
+            ])
+            .args(["--nocapture", "--test-threads", "1"])
+            .env(CHILD, "1")
+            .output()
+            .expect("run the test binary");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success() && stdout.contains("1 passed"),
+            "child failed:\n{stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        return;
+    }
+    // The application's own provider: ring with one cipher suite only.
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider
+        .cipher_suites
+        .retain(|suite| suite.suite() == rustls::CipherSuite::TLS13_CHACHA20_POLY1305_SHA256);
+    provider.install_default().expect("nothing installed yet");
+
+    let certs = Certificates::new("provider");
+    let server = TlsServer::start(&certs, ClientAuth::No);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let db = on(&server, &certs, &ca_line(&certs))
+            .connect()
+            .await
+            .unwrap_or_else(|e| panic!("connect with the application's provider: {e}"));
+        let _: () = db.main().set("p", 1).await.unwrap();
+    });
+    let installed = rustls::crypto::CryptoProvider::get_default().expect("a provider");
+    assert_eq!(
+        installed.cipher_suites.len(),
+        1,
+        "the SDK replaced the application's provider"
+    );
+}
+
+/// `insecure: true` skips the server's certificate checks (tests only): it connects where the
+/// same server is refused with the built-in roots.
+#[tokio::test]
+async fn insecure_skips_the_certificate_checks() {
+    let certs = Certificates::new("insecure");
+    let server = TlsServer::start(&certs, ClientAuth::No);
+    let db = Db::builder()
+        .ignore_environment()
+        .url(server.url())
+        .configure(|c| {
+            c.connection.tls_options.ca_file = None;
+            c.connection.tls_options.insecure = true;
+        })
+        .connect()
+        .await
+        .unwrap_or_else(|e| panic!("insecure TLS: {e}"));
+    let _: () = db.main().set("i", 1).await.unwrap();
+}
+
+mod cluster {
+    #[redis_db::databases(config = "tests/fixtures/tls-cluster.yaml")]
+    pub enum TlsCluster {}
+}
+
+/// A Redis Cluster over TLS (one node serving every slot, `--tls-cluster yes`): the cluster
+/// client takes the endpoint's CA.
+#[tokio::test]
+async fn a_cluster_over_tls_with_a_private_ca() {
+    use redis_db::config::{Cluster, ReadFrom, Topology};
+    let certs = Certificates::new("cluster");
+    let server = TlsServer::start_cluster(&certs);
+    let seed = format!("127.0.0.1:{}", server.port());
+    let ca = certs.ca();
+    let topology = Topology::Cluster(Cluster {
+        nodes: vec![seed.parse().unwrap()],
+        read_from: ReadFrom::Master,
+        numbered_databases: false,
+    });
+    let wrong = topology.clone();
+    let db = cluster::TlsCluster::builder()
+        .ignore_environment()
+        .configure(move |c| {
+            c.topology = topology;
+            c.connection.tls_options.ca_file = Some(ca);
+        })
+        .connect()
+        .await
+        .unwrap_or_else(|e| panic!("cluster over TLS: {e}"));
+    for i in 0..20 {
+        let _: () = db.main().set(format!("k{i}"), i).await.unwrap();
+    }
+    let v: i64 = db.main().get("k7").await.unwrap();
+    assert_eq!(v, 7);
+
+    // The compiled CA signed nothing: refused, naming the cluster.
+    let text = cluster::TlsCluster::builder()
+        .ignore_environment()
+        .configure(move |c| c.topology = wrong)
+        .connect()
+        .await
+        .expect_err("the wrong CA is refused")
+        .to_string();
+    eprintln!("[cluster, wrong CA] {text}");
+    assert!(text.contains(&format!("cluster {seed}")), "{text}");
+    assert!(
+        text.contains("UnknownIssuer") || text.contains("certificate"),
+        "{text}"
+    );
+}
+
+/// `REDIS_URL=rediss://...` and a `REDIS_DB_CONFIG` file naming the CA: `Db::connect()` speaks
+/// TLS from the environment alone, and `REDIS_URL=redis://...` turns TLS off (the URL sets TLS
+/// with the address), so the TLS-only server is not reached. The variables are set for child
+/// processes (this test binary, this test only), never in this process where other tests run.
+#[test]
+fn rediss_from_the_environment() {
+    const CHILD: &str = "REDIS_DB_TLS_ENV_CHILD";
+    let Some(expect) = std::env::var_os(CHILD) else {
+        let certs = Certificates::new("env");
+        let server = TlsServer::start(&certs, ClientAuth::No);
+        let file = runtime_file(&certs, "env.yaml", &format!("tls:\n{}", ca_line(&certs)));
+        for (scheme, expect) in [("rediss", "connects"), ("redis", "fails")] {
+            let output = std::process::Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", "rediss_from_the_environment"])
+                .args(["--nocapture", "--test-threads", "1"])
+                .env(CHILD, expect)
+                .env(
+                    "REDIS_URL",
+                    format!("{scheme}://127.0.0.1:{}", server.port()),
+                )
+                .env("REDIS_DB_CONFIG", &file)
+                .output()
+                .expect("run the test binary");
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            assert!(
+                output.status.success() && stdout.contains("1 passed"),
+                "child ({scheme}://) failed:\n{stdout}\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        return;
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let result = Db::connect().await;
+        if expect == "connects" {
+            let db = result.unwrap_or_else(|e| panic!("connect from the environment: {e}"));
+            let _: () = db.main().set("env", "tls").await.unwrap();
+            let v: String = db.main().get("env").await.unwrap();
+            assert_eq!(v, "tls");
+        } else {
+            let error = result.expect_err("plain TCP to a TLS-only server");
+            let text = error.to_string();
+            assert!(text.contains("at redis://127.0.0.1:"), "{text}");
+        }
+    });
+}
