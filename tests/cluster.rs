@@ -542,13 +542,10 @@ mod numbered {
     pub enum ClusterNumbered {}
 }
 
-/// A Redis 7 cluster has db 0 only: `numbered_databases: true` gets "SELECT is not allowed in
-/// cluster mode", which no retry can change. It fails at once (the fixture's 3 retries would
-/// take over 3 s), naming the database and `numbered_databases`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn numbered_databases_on_a_redis_7_cluster_fail_at_once_naming_the_setting() {
-    let nodes = cluster_nodes(1);
-    let port = nodes[0].port();
+/// Makes the node at `port` a one-node cluster serving every slot, then connects the
+/// numbered-databases fixture to it, which must fail (`why`): the seed address, how long the
+/// connect took, and the error's text.
+async fn connect_numbered_to_one_node_cluster(port: u16, why: &str) -> (String, Duration, String) {
     let mut raw = raw_at(port, 0).unwrap();
     let _: () = redis::cmd("CLUSTER")
         .arg("ADDSLOTSRANGE")
@@ -578,9 +575,21 @@ async fn numbered_databases_on_a_redis_7_cluster_fail_at_once_naming_the_setting
         .configure(move |c| c.topology = topology)
         .connect()
         .await
-        .expect_err("SELECT 5 is refused in cluster mode");
+        .expect_err(why);
     let took = started.elapsed();
     let text = error.to_string();
+    (seed, took, text)
+}
+
+/// A Redis 7 cluster has db 0 only: `numbered_databases: true` gets "SELECT is not allowed in
+/// cluster mode", which no retry can change. It fails at once (the fixture's 3 retries would
+/// take over 3 s), naming the database and `numbered_databases`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn numbered_databases_on_a_redis_7_cluster_fail_at_once_naming_the_setting() {
+    let nodes = cluster_nodes(1);
+    let port = nodes[0].port();
+    let (seed, took, text) =
+        connect_numbered_to_one_node_cluster(port, "SELECT 5 is refused in cluster mode").await;
     eprintln!("[numbered databases on Redis 7] {took:?}: {text}");
     assert!(took < Duration::from_secs(1), "retried: took {took:?}");
     assert!(text.contains("`orders`"), "{text}");
@@ -665,38 +674,11 @@ async fn a_valkey_cluster_without_cluster_databases_names_that_setting() {
     settle(Duration::from_secs(10), "valkey accepting", || {
         raw_at(port, 0).map(drop).map_err(|e| e.to_string())
     });
-    let mut raw = raw_at(port, 0).unwrap();
-    let _: () = redis::cmd("CLUSTER")
-        .arg("ADDSLOTSRANGE")
-        .arg(0)
-        .arg(16383)
-        .query(&mut raw)
-        .unwrap();
-    settle(Duration::from_secs(10), "cluster_state:ok", || {
-        let info: String = redis::cmd("CLUSTER")
-            .arg("INFO")
-            .query(&mut raw)
-            .map_err(|e| e.to_string())?;
-        match info.contains("cluster_state:ok") {
-            true => Ok(()),
-            false => Err(info),
-        }
-    });
-    let seed = format!("127.0.0.1:{port}");
-    let topology = Topology::Cluster(Cluster {
-        nodes: vec![seed.parse().unwrap()],
-        read_from: ReadFrom::Master,
-        numbered_databases: true,
-    });
-    let started = Instant::now();
-    let error = numbered::ClusterNumbered::builder()
-        .ignore_environment()
-        .configure(move |c| c.topology = topology)
-        .connect()
-        .await
-        .expect_err("db 5 is out of range without cluster-databases");
-    let took = started.elapsed();
-    let text = error.to_string();
+    let (_, took, text) = connect_numbered_to_one_node_cluster(
+        port,
+        "db 5 is out of range without cluster-databases",
+    )
+    .await;
     eprintln!("[valkey without cluster-databases] {took:?}: {text}");
     assert!(took < Duration::from_secs(1), "retried: took {took:?}");
     assert!(text.contains("`orders`"), "{text}");
