@@ -10,14 +10,14 @@ use redis::{Cmd, ErrorKind, FromRedisValue, Pipeline, RedisError, ServerErrorKin
 use redis_db_config::{Config, LogLevel, ReadFrom, Topology};
 use tokio::task::JoinHandle;
 
-use crate::breaker::{Breaker, Transition};
+use crate::breaker::{Breaker, Permit, Transition};
 use crate::command::CommandTraits;
 use crate::connector::{self, Connector, Link, Role};
 use crate::error::Error;
 use crate::failover;
 use crate::handle::Handle;
 use crate::health::{self, HealthReport};
-use crate::lane::Lane;
+use crate::lane::{Lane, LaneConnection};
 use crate::metrics::Metrics;
 use crate::pool::{self, Pool, PooledLink};
 use crate::readiness::Readiness;
@@ -461,17 +461,7 @@ impl Inner {
                 command: request.name(),
             })
         } else {
-            let timeout = traits.deadline(slot.timeout);
-            let mut first = true;
-            self.guarded(slot, traits.read_only, timeout, || {
-                let begun = if std::mem::take(&mut first) {
-                    started
-                } else {
-                    Instant::now()
-                };
-                self.attempt(target, &request, &traits, timeout, begun)
-            })
-            .await
+            self.call(slot, target, &request, &traits, started).await
         };
         if record {
             let elapsed = started.elapsed();
@@ -492,20 +482,39 @@ impl Inner {
         result
     }
 
-    /// Breaker, readiness gate and the attempt loop around `attempt`: the policies every call
-    /// and every exclusive-connection checkout pass. `read_only` decides whether a failure after
-    /// sending may be retried; `timeout` is one attempt's limit (for messages).
-    pub async fn guarded<T, Attempt, Fut>(
+    /// A call's attempts under the policies. Almost every call finds the server not loading
+    /// and the shared connection open: its first attempt is made here, and the policy loop
+    /// (boxed, so that its state is not part of every call's future) takes over only after a
+    /// failure, or when one of those conditions does not hold.
+    async fn call(
         &self,
         slot: &Slot,
-        read_only: bool,
-        timeout: Option<Duration>,
-        mut attempt: Attempt,
-    ) -> Result<T, Error>
-    where
-        Attempt: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Result<T, Failure>>,
-    {
+        target: &Target,
+        request: &Request<'_>,
+        traits: &CommandTraits,
+        started: Instant,
+    ) -> Result<Reply, Error> {
+        let timeout = traits.deadline(slot.timeout);
+        let permit = self.admit(slot)?;
+        let mut first = None;
+        if traits.blocks_for.is_none() && !target.readiness.is_loading() {
+            let lane = target.lane_for(traits);
+            if let Some(live) = lane.live() {
+                match send_shared(lane, live, request, timeout, started).await {
+                    Ok(reply) => {
+                        log_transition(&slot.name, permit.succeeded());
+                        return Ok(reply);
+                    }
+                    Err(failure) => first = Some(failure),
+                }
+            }
+        }
+        let attempt = || self.attempt(target, request, traits, timeout);
+        Box::pin(self.policy_loop(slot, traits.read_only, timeout, permit, first, attempt)).await
+    }
+
+    /// The circuit breaker's admission of one call (or checkout).
+    fn admit(&self, slot: &Slot) -> Result<Permit<'_>, Error> {
         let target = &self.targets[slot.target];
         let (permit, transition) =
             target
@@ -518,39 +527,86 @@ impl Inner {
                     retry_in: rejected.retry_in,
                 })?;
         log_transition(&slot.name, transition);
+        Ok(permit)
+    }
+
+    /// Breaker, readiness gate and the attempt loop around `attempt`: the policies every
+    /// exclusive-connection checkout passes. `read_only` decides whether a failure after sending
+    /// may be retried; `timeout` is one attempt's limit (for messages).
+    pub async fn guarded<T, Attempt, Fut>(
+        &self,
+        slot: &Slot,
+        read_only: bool,
+        timeout: Option<Duration>,
+        attempt: Attempt,
+    ) -> Result<T, Error>
+    where
+        Attempt: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, Failure>>,
+    {
+        let permit = self.admit(slot)?;
+        self.policy_loop(slot, read_only, timeout, permit, None, attempt)
+            .await
+    }
+
+    /// The readiness gate and the attempt loop under an admitted `permit`, which it settles.
+    /// `first`: the failure of an attempt already made (the first of the call).
+    async fn policy_loop<T, Attempt, Fut>(
+        &self,
+        slot: &Slot,
+        read_only: bool,
+        timeout: Option<Duration>,
+        permit: Permit<'_>,
+        first: Option<Failure>,
+        mut attempt: Attempt,
+    ) -> Result<T, Error>
+    where
+        Attempt: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, Failure>>,
+    {
+        let target = &self.targets[slot.target];
         let readiness = self.config.readiness;
         let mut loading_deadline: Option<Instant> = None;
-        // Built on the first retry only (and boxed, to keep every call's future small): a call
-        // that succeeds pays nothing for it.
+        // Built on the first retry only (and boxed, to keep the future small): a call that
+        // succeeds pays nothing for it.
         let mut backoff: Option<Box<dyn Iterator<Item = Duration> + Send>> = None;
-        let mut attempts = 0u32;
+        let mut attempts = u32::from(first.is_some());
+        let mut pending = first;
         loop {
-            if target.readiness.is_loading() {
-                let deadline =
-                    *loading_deadline.get_or_insert_with(|| Instant::now() + readiness.max_wait);
-                // Cold paths (this wait, the retry sleep, reconnects, exclusive checkouts) are
-                // boxed: inline, their futures made every call's future 11 KB to allocate and
-                // move (docs/PERFORMANCE.md).
-                target.counters.metrics.readiness_wait();
-                let wait = target.readiness.wait(
-                    &target.lane,
-                    readiness.poll_interval,
-                    slot.timeout,
-                    deadline,
-                );
-                if Box::pin(wait).await.is_err() {
-                    permit.neutral();
-                    return Err(self.still_loading(slot, readiness.max_wait));
+            let failure = match pending.take() {
+                Some(failure) => failure,
+                None => {
+                    if target.readiness.is_loading() {
+                        let deadline = *loading_deadline
+                            .get_or_insert_with(|| Instant::now() + readiness.max_wait);
+                        // Cold paths (this wait, the retry sleep, reconnects, exclusive
+                        // checkouts) are boxed: inline, their futures made every call's future
+                        // 11 KB to allocate and move (docs/PERFORMANCE.md).
+                        target.counters.metrics.readiness_wait();
+                        let wait = target.readiness.wait(
+                            &target.lane,
+                            readiness.poll_interval,
+                            slot.timeout,
+                            deadline,
+                        );
+                        if Box::pin(wait).await.is_err() {
+                            permit.neutral();
+                            return Err(self.still_loading(slot, readiness.max_wait));
+                        }
+                    }
+                    attempts += 1;
+                    match attempt().await {
+                        Ok(reply) => {
+                            log_transition(&slot.name, permit.succeeded());
+                            return Ok(reply);
+                        }
+                        Err(failure) => failure,
+                    }
                 }
-            }
-            attempts += 1;
-            let (error, stage) = match attempt().await {
-                Ok(reply) => {
-                    log_transition(&slot.name, permit.succeeded());
-                    return Ok(reply);
-                }
-                Err(Failure::Redis(error, stage)) => (error, stage),
-                Err(Failure::Final(error)) => {
+            };
+            let (error, stage) = match failure {
+                Failure::Redis(error, stage) => (error, stage),
+                Failure::Final(error) => {
                     permit.neutral();
                     return Err(error);
                 }
@@ -611,59 +667,26 @@ impl Inner {
         }
     }
 
-    /// One attempt on the shared lane, or on an exclusive connection for blocking commands (a
-    /// blocked multiplexed connection would stall every other caller).
+    /// One attempt on the shared lane (opened first if needed), or on an exclusive connection
+    /// for blocking commands (a blocked multiplexed connection would stall every other caller).
     async fn attempt(
         &self,
         target: &Target,
         request: &Request<'_>,
         traits: &CommandTraits,
         timeout: Option<Duration>,
-        begun: Instant,
     ) -> Result<Reply, Failure> {
         if traits.blocks_for.is_some() {
             return Box::pin(self.attempt_exclusive(target, request, timeout)).await;
         }
-        let lane = match &target.replica_lane {
-            Some(replicas) if traits.read_only => replicas,
-            _ => &target.lane,
-        };
-        // The attempt's deadline counts from `begun` (the call's start, read once for the
-        // latency figure too) unless a connection had to be opened first.
-        let (mut live, begun) = match lane.live() {
-            Some(live) => (live, begun),
-            None => {
-                let live = Box::pin(lane.open())
-                    .await
-                    .map_err(|e| Failure::Redis(e, Stage::Connect))?;
-                (live, Instant::now())
-            }
-        };
-        let sent = async {
-            match request.send(&mut live.connection).await {
-                Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::Ask) => {
-                    Box::pin(follow_ask(&mut live.connection, request, &e))
-                        .await
-                        .unwrap_or(Err(e))
-                }
-                other => other,
-            }
-        };
-        let outcome = match timeout.and_then(|limit| deadline(begun, limit)) {
-            Some((at, limit)) => tokio::time::timeout_at(at, sent)
+        let lane = target.lane_for(traits);
+        let live = match lane.live() {
+            Some(live) => live,
+            None => Box::pin(lane.open())
                 .await
-                .unwrap_or_else(|_| Err(timed_out(limit))),
-            None => sent.await,
+                .map_err(|e| Failure::Redis(e, Stage::Connect))?,
         };
-        match outcome {
-            Ok(reply) => Ok(reply),
-            Err(e) => {
-                if retry::needs_new_connection(&e) {
-                    lane.discard(live.generation);
-                }
-                Err(Failure::Redis(e, Stage::Command))
-            }
-        }
+        send_shared(lane, live, request, timeout, Instant::now()).await
     }
 
     /// A blocking command's attempt, on an exclusive connection.
@@ -833,6 +856,15 @@ impl Target {
         tracing::debug!(database = %self.name, pooled = removed, "redis-db: dropped connections to a replaced master");
     }
 
+    /// The shared connection that carries a command: the replicas' for a read when the endpoint
+    /// reads from replicas.
+    fn lane_for(&self, traits: &CommandTraits) -> &Lane {
+        match &self.replica_lane {
+            Some(replicas) if traits.read_only => replicas,
+            _ => &self.lane,
+        }
+    }
+
     fn new(config: &Config, owner: &redis_db_config::Database) -> Result<Target, Error> {
         let (connection, topology) = config.endpoint_of(owner);
         let address = connector::describe(connection, topology);
@@ -898,6 +930,39 @@ impl Target {
             address,
         })
     }
+}
+
+/// One attempt on a live shared connection. The deadline counts from `begun` (for a call's first
+/// attempt the call's start, read once for the latency figure too).
+async fn send_shared(
+    lane: &Lane,
+    mut live: LaneConnection,
+    request: &Request<'_>,
+    timeout: Option<Duration>,
+    begun: Instant,
+) -> Result<Reply, Failure> {
+    let sent = async {
+        match request.send(&mut live.connection).await {
+            Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::Ask) => {
+                Box::pin(follow_ask(&mut live.connection, request, &e))
+                    .await
+                    .unwrap_or(Err(e))
+            }
+            other => other,
+        }
+    };
+    let outcome = match timeout.and_then(|limit| deadline(begun, limit)) {
+        Some((at, limit)) => tokio::time::timeout_at(at, sent)
+            .await
+            .unwrap_or_else(|_| Err(timed_out(limit))),
+        None => sent.await,
+    };
+    outcome.map_err(|e| {
+        if retry::needs_new_connection(&e) {
+            lane.discard(live.generation);
+        }
+        Failure::Redis(e, Stage::Command)
+    })
 }
 
 pub(crate) async fn with_timeout<T>(
