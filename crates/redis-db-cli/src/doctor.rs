@@ -72,12 +72,9 @@ impl Check {
 
 /// Exit 0 when no check fails, 1 otherwise.
 pub async fn run(args: DoctorArgs) -> u8 {
-    let resolved = match settings::resolve(&args.target) {
+    let resolved = match settings::resolve_or_report(&args.target) {
         Ok(resolved) => resolved,
-        Err(message) => {
-            output::err(&format!("redis-db: {message}\n"));
-            return crate::EXIT_CONFIG;
-        }
+        Err(code) => return code,
     };
     let config = probe::snapshot(resolved.config);
     let survey = probe::survey(&config).await;

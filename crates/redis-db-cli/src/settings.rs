@@ -45,6 +45,15 @@ pub fn resolve(target: &Target) -> Result<Resolved, String> {
     resolve_with(target, |name| std::env::var(name).ok(), Path::exists)
 }
 
+/// [`resolve`], or the message printed on stderr and the exit code every command returns for a
+/// configuration it cannot use.
+pub fn resolve_or_report(target: &Target) -> Result<Resolved, u8> {
+    resolve(target).map_err(|message| {
+        crate::output::err(&format!("redis-db: {message}\n"));
+        crate::EXIT_CONFIG
+    })
+}
+
 /// The base file, then `REDIS_DB_CONFIG`, then `REDIS_*`, then `--url`: later wins, as in
 /// `Builder::resolve`. `env` reads a variable; `exists` tells whether a default path exists.
 /// The error text is ready to print and never holds a password.

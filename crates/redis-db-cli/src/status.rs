@@ -28,12 +28,9 @@ enum StatusFormat {
 /// Exit 0 when every database is healthy, 1 when any is degraded (and none failed), 2 when
 /// any failed.
 pub async fn run(args: StatusArgs) -> u8 {
-    let resolved = match settings::resolve(&args.target) {
+    let resolved = match settings::resolve_or_report(&args.target) {
         Ok(resolved) => resolved,
-        Err(message) => {
-            output::err(&format!("redis-db: {message}\n"));
-            return crate::EXIT_CONFIG;
-        }
+        Err(code) => return code,
     };
     let config = probe::snapshot(resolved.config);
     let survey = probe::survey(&config).await;

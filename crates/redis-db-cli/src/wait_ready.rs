@@ -64,12 +64,9 @@ fn round_config(config: &Config, left: Duration) -> Config {
 /// Exit 0 once every database answers; 1 with the reasons when `--timeout` passes or a
 /// failure cannot heal by waiting (wrong password, database number out of range).
 pub async fn run(args: WaitArgs) -> u8 {
-    let resolved = match settings::resolve(&args.target) {
+    let resolved = match settings::resolve_or_report(&args.target) {
         Ok(resolved) => resolved,
-        Err(message) => {
-            output::err(&format!("redis-db: {message}\n"));
-            return crate::EXIT_CONFIG;
-        }
+        Err(code) => return code,
     };
     let config = resolved.config;
     let timeout = args.timeout.unwrap_or(config.readiness.max_wait);
