@@ -62,6 +62,33 @@ fn commands_pipelines_and_stats_from_plain_threads() {
     assert!(db.health().is_healthy());
 }
 
+/// `.atomic()` reaches the blocking handle wrapped in MULTI/EXEC: it must run as one
+/// transaction, not be refused as a MULTI on a shared handle.
+#[test]
+fn an_atomic_pipeline_runs_as_a_transaction() {
+    let server = RedisServer::start(&[]);
+    let db = connect(&server);
+    let (a, b): (i64, i64) = redis::pipe()
+        .atomic()
+        .incr("tx:a", 1)
+        .incr("tx:b", 2)
+        .query(&mut db.main())
+        .expect("an atomic pipeline on the blocking client");
+    assert_eq!((a, b), (1, 2));
+    let mut control = server.raw(0);
+    let calls = server.info_field("commandstats", "cmdstat_exec");
+    assert!(
+        calls.is_some_and(|stats| stats.starts_with("calls=1,")),
+        "one EXEC reached the server"
+    );
+    let (a, b): (i64, i64) = redis::pipe()
+        .get("tx:a")
+        .get("tx:b")
+        .query(&mut control)
+        .unwrap();
+    assert_eq!((a, b), (1, 2));
+}
+
 #[test]
 fn refuses_inside_an_async_runtime_instead_of_deadlocking() {
     let server = RedisServer::start(&[]);

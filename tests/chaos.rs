@@ -1,37 +1,52 @@
-//! Fault injection: many tasks read and write through every database while a controller kills,
-//! stops, floods, starves and partitions the server in a seeded random order. A ledger of writes
-//! then proves that no write was applied twice and no acknowledged write was lost.
+//! Fault injection: many tasks and two blocking-client threads read and write through every
+//! database and every write path while a controller kills, stops, floods, starves and partitions
+//! the server in a seeded random order. Every fault proves it took effect; a ledger of writes,
+//! reads, pops, moves and group reads then proves that no write was applied twice, no
+//! acknowledged write was lost, no transaction was applied in part, no reply reached the wrong
+//! caller and no item was popped twice or lost.
 //!
-//! Short form (about 60 s, part of `cargo test`): `cargo test --test chaos -- --nocapture`.
+//! Short form (about a minute, part of `cargo test`): `cargo test --test chaos -- --nocapture`.
 //! Soak: `REDIS_DB_SOAK_SECS=600 cargo test --release --test chaos -- --nocapture`.
 //! Replay an order of faults: `REDIS_DB_CHAOS_SEED=<seed>` (printed by every run).
 //! Results and how to read them: docs/RELIABILITY.md.
 
 mod support;
 
-use std::collections::{BTreeMap, HashMap};
+#[path = "chaos/audit.rs"]
+mod audit;
+#[path = "chaos/faults.rs"]
+mod faults;
+#[path = "chaos/rng.rs"]
+mod rng;
+#[path = "chaos/workload.rs"]
+mod workload;
+
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
+use faults::{control, foreign_clients, info_field, Chaos, Fault, FAULTS};
 use redis_db::redis;
-use redis_db::Error;
-use support::proxy::{Mode, Proxy};
+use rng::Rng;
+use support::proxy::Proxy;
 use support::RedisServer;
+use workload::{Budget, TaskReport};
 
 #[redis_db::databases(config = "tests/fixtures/chaos.yaml")]
 pub enum Db {}
 
 const CONFIG_YAML: &str = include_str!("fixtures/chaos.yaml");
 
-/// Concurrent worker tasks.
+/// Concurrent async worker tasks.
 const TASKS: usize = 32;
+/// Plain threads on the blocking client (task ids from `BLOCKING_TASK_BASE`).
+const BLOCKING_THREADS: usize = 2;
+const BLOCKING_TASK_BASE: usize = 1000;
 /// Fault phase of the short form; the whole test takes about a minute.
-const SHORT_SECS: u64 = 45;
+const SHORT_SECS: u64 = 40;
 /// Keys in db 9 that make a restart load slowly enough to answer `LOADING`.
 const LOADING_KEYS: u32 = 30_000;
-/// Per-key load delay (µs) of the LOADING fault: about 3 s of `LOADING` with 30k keys.
-const LOADING_DELAY_US: u32 = 10;
 /// Slack on top of the computed per-call budget: scheduling on a loaded 2-core machine.
 const BUDGET_SLACK: Duration = Duration::from_secs(1);
 /// After a fault ends every database must answer again within this (measured: see RELIABILITY.md).
@@ -39,551 +54,7 @@ const RECOVERY_BOUND: Duration = Duration::from_secs(2);
 /// Soak: RSS may grow by at most this after warm-up.
 const RSS_GROWTH_BOUND_KB: u64 = 32 * 1024;
 
-/// The ledger databases: main (0), jobs and its alias (3), archive (6).
-const LEDGER_DBS: [u32; 3] = [0, 3, 6];
-
 static PANICS: AtomicU64 = AtomicU64::new(0);
-
-// ---------------------------------------------------------------------------------------------
-// A small seeded generator (SplitMix64): the order and shape of faults replay from the seed.
-
-#[derive(Clone)]
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Self {
-        Rng(seed)
-    }
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn millis(&mut self, low: u64, high: u64) -> Duration {
-        Duration::from_millis(low + self.below(high - low + 1))
-    }
-    fn shuffle<T>(&mut self, items: &mut [T]) {
-        for i in (1..items.len()).rev() {
-            let j = self.below(i as u64 + 1) as usize;
-            items.swap(i, j);
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// The workload.
-
-/// What became of one ledger write, as the caller saw it.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Outcome {
-    /// Acknowledged: must be in the ledger exactly once.
-    Acked = 1,
-    /// Failed before reaching the server, or refused by it: must not be in the ledger.
-    NotApplied = 2,
-    /// Timed out or broke mid-flight: in the ledger at most once.
-    Unknown = 3,
-}
-
-/// One task's ledger writes (index = sequence number; op id `<task>:<seq>`), packed as
-/// `ledger db index << 4 | outcome`, one byte per write so that a long soak stays small.
-struct TaskReport {
-    ops: Vec<u8>,
-    calls: u64,
-    failures: BTreeMap<String, u64>,
-    /// The first message seen of each kind.
-    samples: BTreeMap<String, String>,
-    max_latency: Duration,
-    violations: Vec<String>,
-}
-
-#[derive(Clone, Copy)]
-struct Budget {
-    call: Duration,
-    /// `connection()` plus two commands on it.
-    exclusive: Duration,
-}
-
-fn label(error: &Error) -> String {
-    match error {
-        Error::CircuitOpen { .. } => "CircuitOpen".into(),
-        Error::StillLoading { .. } => "StillLoading".into(),
-        Error::PoolExhausted { .. } => "PoolExhausted".into(),
-        Error::Authentication { .. } => "Authentication".into(),
-        Error::DatabaseOutOfRange { .. } => "DatabaseOutOfRange".into(),
-        Error::Unreachable { .. } => "Unreachable".into(),
-        Error::Timeout { .. } => "Timeout".into(),
-        Error::Command { source, .. } => format!("Command({})", redis_label(source)),
-        Error::NeedsExclusiveConnection { .. } => "NeedsExclusiveConnection".into(),
-        Error::Config(_) => "Config".into(),
-        Error::Blocking(_) => "Blocking".into(),
-        _ => "other".into(),
-    }
-}
-
-fn redis_label(error: &redis::RedisError) -> String {
-    if let Some(code) = error.code() {
-        return code.to_owned();
-    }
-    if error.is_timeout() {
-        "io timeout".into()
-    } else if error.is_io_error() {
-        "io".into()
-    } else {
-        format!("{:?}", error.kind())
-    }
-}
-
-/// Whether a failed write provably did not run: rejected before sending (open circuit, still
-/// loading) or refused by the server with a command error (`OOM`, `EXECABORT`).
-fn not_applied(error: &Error) -> bool {
-    match error {
-        Error::CircuitOpen { .. } | Error::StillLoading { .. } => true,
-        Error::Command { source, .. } => source.code().is_some() && !source.is_io_error(),
-        _ => false,
-    }
-}
-
-const RPUSH_SCRIPT: &str = "return redis.call('RPUSH', KEYS[1], ARGV[1])";
-
-async fn worker(
-    id: usize,
-    client: DbClient,
-    seed: u64,
-    stop: Arc<AtomicBool>,
-    budget: Budget,
-) -> TaskReport {
-    let mut rng = Rng::new(seed ^ (id as u64).wrapping_mul(0xA24B_AED4_963E_E407));
-    // (handle, ledger db index): jobs_monitor writes into jobs' ledger (same db 3).
-    let handles = [
-        (client.main(), 0u8),
-        (client.jobs(), 1),
-        (client.jobs_monitor(), 1),
-        (client.archive(), 2),
-    ];
-    drop(client);
-    let mut report = TaskReport {
-        ops: Vec::new(),
-        calls: 0,
-        failures: BTreeMap::new(),
-        samples: BTreeMap::new(),
-        max_latency: Duration::ZERO,
-        violations: Vec::new(),
-    };
-    while !stop.load(Ordering::Relaxed) {
-        let (handle, ledger) = &handles[rng.below(4) as usize];
-        let roll = rng.below(100);
-        let started = Instant::now();
-        let mut limit = budget.call;
-        let (what, error): (&str, Option<String>) = if roll < 45 {
-            // A ledger write, three ways: plain, MULTI/EXEC, and a script (which counts as a write).
-            let seq = report.ops.len();
-            let op = format!("{id}:{seq}");
-            let (what, result) = match roll % 3 {
-                0 => (
-                    "RPUSH",
-                    handle
-                        .query::<i64>(redis::cmd("RPUSH").arg("ledger").arg(&op))
-                        .await
-                        .map(drop),
-                ),
-                1 => {
-                    let mut pipe = redis::pipe();
-                    pipe.atomic().rpush("ledger", &op).incr("ledger:multi", 1);
-                    (
-                        "MULTI",
-                        handle.query_pipeline::<(i64, i64)>(&pipe).await.map(drop),
-                    )
-                }
-                _ => {
-                    let mut eval = redis::cmd("EVAL");
-                    eval.arg(RPUSH_SCRIPT).arg(1).arg("ledger").arg(&op);
-                    ("EVAL", handle.query::<i64>(&eval).await.map(drop))
-                }
-            };
-            let outcome = match &result {
-                Ok(()) => Outcome::Acked,
-                Err(e) if not_applied(e) => Outcome::NotApplied,
-                Err(_) => Outcome::Unknown,
-            };
-            report.ops.push(ledger << 4 | outcome as u8);
-            (
-                what,
-                result.err().map(|e| label(&e) + "\u{0}" + &e.to_string()),
-            )
-        } else if roll < 85 {
-            let mut cmd = match roll % 4 {
-                0 => redis::cmd("LLEN"),
-                1 => redis::cmd("GET"),
-                2 => redis::cmd("EXISTS"),
-                _ => redis::cmd("LRANGE"),
-            };
-            match roll % 4 {
-                1 => cmd.arg("ledger:multi"),
-                3 => cmd.arg("ledger").arg(-3).arg(-1),
-                _ => cmd.arg("ledger"),
-            };
-            let result = handle.query::<redis::Value>(&cmd).await;
-            (
-                "read",
-                result.err().map(|e| label(&e) + "\u{0}" + &e.to_string()),
-            )
-        } else if roll < 93 {
-            // A blocking command: its own exclusive connection, its block time on top of the timeout.
-            limit += Duration::from_millis(50);
-            let result = handle
-                .query::<redis::Value>(redis::cmd("BLPOP").arg(format!("empty:{id}")).arg(0.05))
-                .await;
-            (
-                "BLPOP",
-                result.err().map(|e| label(&e) + "\u{0}" + &e.to_string()),
-            )
-        } else {
-            limit = budget.exclusive;
-            let error = match handle.connection().await {
-                Err(e) => Some(label(&e) + "\u{0}" + &e.to_string()),
-                Ok(mut connection) => {
-                    let first: redis::RedisResult<i64> = redis::cmd("INCR")
-                        .arg(format!("exclusive:{id}"))
-                        .query_async(&mut connection)
-                        .await;
-                    let second: redis::RedisResult<Option<String>> = match first {
-                        Ok(_) => {
-                            redis::cmd("GET")
-                                .arg("nothing")
-                                .query_async(&mut connection)
-                                .await
-                        }
-                        Err(e) => Err(e),
-                    };
-                    second
-                        .err()
-                        .map(|e| format!("Connection({})\u{0}{e}", redis_label(&e)))
-                }
-            };
-            ("exclusive", error)
-        };
-        let elapsed = started.elapsed();
-        report.calls += 1;
-        report.max_latency = report.max_latency.max(elapsed);
-        if let Some(error) = &error {
-            let (kind, message) = error.split_once('\u{0}').unwrap_or((error, ""));
-            *report.failures.entry(kind.to_owned()).or_default() += 1;
-            report
-                .samples
-                .entry(kind.to_owned())
-                .or_insert_with(|| format!("{what}: {message}"));
-        }
-        if elapsed > limit {
-            report.violations.push(format!(
-                "task {id} {what} on `{}` took {elapsed:?} > budget {limit:?}: {}",
-                handle.name(),
-                error.as_deref().unwrap_or("ok").replace('\u{0}', ": ")
-            ));
-        }
-        tokio::time::sleep(Duration::from_micros(rng.below(2_000))).await;
-    }
-    report
-}
-
-// ---------------------------------------------------------------------------------------------
-// The faults.
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Fault {
-    Kill9Restart,
-    StopCont,
-    ClientKill,
-    DebugSleep,
-    Loading,
-    MaxClients,
-    Oom,
-    ProxyReset,
-    ProxyBlackHole,
-    ProxyDelay,
-}
-
-const FAULTS: [Fault; 10] = [
-    Fault::Kill9Restart,
-    Fault::StopCont,
-    Fault::ClientKill,
-    Fault::DebugSleep,
-    Fault::Loading,
-    Fault::MaxClients,
-    Fault::Oom,
-    Fault::ProxyReset,
-    Fault::ProxyBlackHole,
-    Fault::ProxyDelay,
-];
-
-/// A raw connection straight to the server (not through the proxy), named so that the final
-/// `CLIENT LIST` check can tell it from the SDK's; retried while the server restarts.
-fn control(port: u16) -> redis::Connection {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let attempt = redis::Client::open(format!("redis://127.0.0.1:{port}/0"))
-            .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(500)))
-            .and_then(|mut c| {
-                redis::cmd("CLIENT")
-                    .arg("SETNAME")
-                    .arg("chaos-control")
-                    .query::<()>(&mut c)?;
-                Ok(c)
-            });
-        match attempt {
-            Ok(connection) => return connection,
-            Err(e) if Instant::now() > deadline => panic!("control connection to :{port}: {e}"),
-            Err(_) => std::thread::sleep(Duration::from_millis(20)),
-        }
-    }
-}
-
-fn info_field(connection: &mut redis::Connection, section: &str, field: &str) -> Option<String> {
-    let info: String = redis::cmd("INFO").arg(section).query(connection).ok()?;
-    info.lines().find_map(|line| {
-        line.strip_prefix(field)?
-            .strip_prefix(':')
-            .map(|v| v.trim().to_owned())
-    })
-}
-
-/// Connections the server has that are not the test's own (named `chaos-*` or `harness`).
-fn foreign_clients(port: u16) -> Vec<String> {
-    let mut raw = control(port);
-    let list: String = redis::cmd("CLIENT").arg("LIST").query(&mut raw).unwrap();
-    list.lines()
-        .filter(|line| !line.contains(" name=chaos-") && !line.contains(" name=harness"))
-        .map(str::to_owned)
-        .collect()
-}
-
-fn client_ids(list: &str) -> Vec<(u64, String)> {
-    list.lines()
-        .filter_map(|line| {
-            let id = line
-                .split(' ')
-                .find_map(|f| f.strip_prefix("id="))?
-                .parse()
-                .ok()?;
-            let name = line
-                .split(' ')
-                .find_map(|f| f.strip_prefix("name="))
-                .unwrap_or("")
-                .to_owned();
-            Some((id, name))
-        })
-        .collect()
-}
-
-struct Chaos<'a> {
-    server: &'a mut RedisServer,
-    proxy: &'a Proxy,
-    rng: Rng,
-    /// Set by the LOADING fault when `INFO` showed `loading:1`.
-    loading_windows: Vec<Duration>,
-}
-
-impl Chaos<'_> {
-    /// Injects one fault and returns once it has ended, with a line describing it.
-    fn inject(&mut self, fault: Fault) -> String {
-        let port = self.server.port();
-        match fault {
-            Fault::Kill9Restart => {
-                let down = self.rng.millis(200, 1500);
-                self.server.kill();
-                std::thread::sleep(down);
-                self.server.restart();
-                format!("down {down:?}")
-            }
-            Fault::StopCont => {
-                let stopped = self.rng.millis(300, 4000);
-                self.server.pause();
-                std::thread::sleep(stopped);
-                self.server.resume();
-                format!("stopped {stopped:?}")
-            }
-            Fault::ClientKill => {
-                let mut raw = control(port);
-                let rounds = 1 + self.rng.below(3);
-                let mut killed = 0;
-                for _ in 0..rounds {
-                    killed += redis::cmd("CLIENT")
-                        .arg("KILL")
-                        .arg("TYPE")
-                        .arg("normal")
-                        .query::<u64>(&mut raw)
-                        .unwrap();
-                    std::thread::sleep(self.rng.millis(50, 400));
-                }
-                format!("{rounds} round(s), {killed} connection(s) killed")
-            }
-            Fault::DebugSleep => {
-                let sleep = self.rng.millis(300, 1500);
-                let mut raw = control(port);
-                let _: () = redis::cmd("DEBUG")
-                    .arg("SLEEP")
-                    .arg(sleep.as_secs_f64())
-                    .query(&mut raw)
-                    .unwrap();
-                format!("slept {sleep:?}")
-            }
-            Fault::Loading => {
-                // Compact the AOF first, so that the window is the per-key delay of the base
-                // file and not a replay of every ledger write so far: about 3 s (10 µs a key,
-                // inside readiness.max_wait) or about 6 s (20 µs, past it: `StillLoading`).
-                let delay_us = LOADING_DELAY_US * (1 + self.rng.below(2) as u32);
-                let mut raw = control(port);
-                // "already in progress" is as good: the wait below covers it.
-                let _: redis::RedisResult<String> = redis::cmd("BGREWRITEAOF").query(&mut raw);
-                let rewrite = Instant::now();
-                while info_field(&mut raw, "persistence", "aof_rewrite_in_progress").as_deref()
-                    != Some("0")
-                    || info_field(&mut raw, "persistence", "aof_rewrite_scheduled").as_deref()
-                        != Some("0")
-                {
-                    assert!(
-                        rewrite.elapsed() < Duration::from_secs(60),
-                        "AOF rewrite did not finish"
-                    );
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                drop(raw);
-                let started = Instant::now();
-                self.server.restart_with(&[
-                    "--key-load-delay",
-                    &delay_us.to_string(),
-                    "--loading-process-events-interval-bytes",
-                    "1024",
-                ]);
-                let mut seen_loading = None;
-                let mut raw = control(port);
-                loop {
-                    match info_field(&mut raw, "persistence", "loading").as_deref() {
-                        Some("0") => break,
-                        Some("1") => {
-                            seen_loading.get_or_insert_with(Instant::now);
-                        }
-                        _ => raw = control(port),
-                    }
-                    assert!(
-                        started.elapsed() < Duration::from_secs(60),
-                        "the server never finished loading"
-                    );
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                let window = seen_loading.map(|t| t.elapsed());
-                if let Some(window) = window {
-                    self.loading_windows.push(window);
-                }
-                format!("{delay_us} µs a key, LOADING window {window:?}")
-            }
-            Fault::MaxClients => {
-                let holders = 4;
-                let mut raw = control(port);
-                let original: Vec<String> = redis::cmd("CONFIG")
-                    .arg("GET")
-                    .arg("maxclients")
-                    .query(&mut raw)
-                    .unwrap();
-                let _: () = redis::cmd("CONFIG")
-                    .arg("SET")
-                    .arg("maxclients")
-                    .arg(1 + holders)
-                    .query(&mut raw)
-                    .unwrap();
-                let own_id: u64 = redis::cmd("CLIENT").arg("ID").query(&mut raw).unwrap();
-                let mut held: Vec<(u64, redis::Connection)> = Vec::new();
-                let deadline = Instant::now() + Duration::from_secs(5);
-                // Evict every connection but ours, and take the free slots before the SDK does.
-                while held.len() < holders && Instant::now() < deadline {
-                    let list: String = redis::cmd("CLIENT").arg("LIST").query(&mut raw).unwrap();
-                    for (id, _) in client_ids(&list) {
-                        if id != own_id && !held.iter().any(|(h, _)| *h == id) {
-                            let _: redis::RedisResult<u64> = redis::cmd("CLIENT")
-                                .arg("KILL")
-                                .arg("ID")
-                                .arg(id)
-                                .query(&mut raw);
-                        }
-                    }
-                    let holder = redis::Client::open(format!("redis://127.0.0.1:{port}/0"))
-                        .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(200)))
-                        .and_then(|mut c| {
-                            redis::cmd("CLIENT")
-                                .arg("SETNAME")
-                                .arg("chaos-holder")
-                                .query::<()>(&mut c)?;
-                            let id: u64 = redis::cmd("CLIENT").arg("ID").query(&mut c)?;
-                            Ok((id, c))
-                        });
-                    if let Ok(holder) = holder {
-                        held.push(holder);
-                    }
-                }
-                let hold = self.rng.millis(500, 2000);
-                std::thread::sleep(hold);
-                let _: () = redis::cmd("CONFIG")
-                    .arg("SET")
-                    .arg("maxclients")
-                    .arg(&original[1])
-                    .query(&mut raw)
-                    .unwrap();
-                format!("maxclients {} held by us for {hold:?}", 1 + holders)
-            }
-            Fault::Oom => {
-                let hold = self.rng.millis(500, 2000);
-                let mut raw = control(port);
-                let _: () = redis::cmd("CONFIG")
-                    .arg("SET")
-                    .arg("maxmemory-policy")
-                    .arg("noeviction")
-                    .query(&mut raw)
-                    .unwrap();
-                let _: () = redis::cmd("CONFIG")
-                    .arg("SET")
-                    .arg("maxmemory")
-                    .arg("1mb")
-                    .query(&mut raw)
-                    .unwrap();
-                std::thread::sleep(hold);
-                let _: () = redis::cmd("CONFIG")
-                    .arg("SET")
-                    .arg("maxmemory")
-                    .arg(0)
-                    .query(&mut raw)
-                    .unwrap();
-                format!("maxmemory 1mb noeviction for {hold:?}")
-            }
-            Fault::ProxyReset => {
-                let refused = self.rng.millis(0, 800);
-                self.proxy.set_mode(Mode::Refuse);
-                self.proxy.reset_all();
-                std::thread::sleep(refused);
-                self.proxy.set_mode(Mode::Pass);
-                format!("reset all, then refused new connections for {refused:?}")
-            }
-            Fault::ProxyBlackHole => {
-                let held = self.rng.millis(300, 6000);
-                self.proxy.set_mode(Mode::BlackHole);
-                std::thread::sleep(held);
-                self.proxy.set_mode(Mode::Pass);
-                format!("black-holed {held:?}")
-            }
-            Fault::ProxyDelay => {
-                let delay = self.rng.millis(30, 400);
-                let held = self.rng.millis(500, 2000);
-                self.proxy.set_mode(Mode::Delay(delay));
-                std::thread::sleep(held);
-                self.proxy.set_mode(Mode::Pass);
-                format!("{delay:?} each way for {held:?}")
-            }
-        }
-    }
-}
 
 /// Time until every distinct database answers a `PING` through the SDK again.
 async fn recovery(client: &DbClient, give_up: Duration) -> Option<Duration> {
@@ -624,7 +95,9 @@ fn percentile(sorted: &[Duration], q: f64) -> Duration {
     sorted[rank - 1]
 }
 
-// ---------------------------------------------------------------------------------------------
+fn joined(items: impl IntoIterator<Item = String>) -> String {
+    items.into_iter().collect::<Vec<_>>().join(", ")
+}
 
 #[test]
 fn chaos() {
@@ -662,7 +135,7 @@ fn chaos() {
         + BUDGET_SLACK;
     let budget = Budget {
         call: call_budget,
-        exclusive: call_budget + config.timeout * 2,
+        command: config.timeout,
     };
     println!("chaos: per-call budget {call_budget:?} = timeout {:?} x {} + {attempts} x {:?} + max_wait {:?} + slack {BUDGET_SLACK:?}",
         config.timeout, attempts + 1, config.retry.max_delay, config.readiness.max_wait);
@@ -677,6 +150,11 @@ fn chaos() {
             .query(&mut raw)
             .unwrap();
         assert_eq!(aof[1], "always");
+        audit::seed(&mut raw);
+        audit::seed_registers(
+            &mut raw,
+            (0..TASKS).chain(BLOCKING_TASK_BASE..BLOCKING_TASK_BASE + BLOCKING_THREADS),
+        );
         let _: () = redis::cmd("SELECT").arg(9).query(&mut raw).unwrap();
         let _: () = redis::cmd("DEBUG")
             .arg("POPULATE")
@@ -710,11 +188,37 @@ fn chaos() {
         )
         .expect("connect through the proxy");
     let tasks_while_connected = runtime.metrics().num_alive_tasks();
+    let blocking_client: DbBlockingClient = Db::builder()
+        .url(proxy.url())
+        .ignore_environment()
+        .connect_blocking()
+        .expect("connect the blocking client through the proxy");
 
     let stop = Arc::new(AtomicBool::new(false));
     let workers: Vec<_> = (0..TASKS)
-        .map(|id| runtime.spawn(worker(id, client.clone(), seed, stop.clone(), budget)))
+        .map(|id| {
+            runtime.spawn(workload::worker(
+                id,
+                client.clone(),
+                seed,
+                stop.clone(),
+                budget,
+            ))
+        })
         .collect();
+    let (blocking_reports, blocking_received) = mpsc::channel();
+    for thread in 0..BLOCKING_THREADS {
+        let (client, stop, reports) = (
+            blocking_client.clone(),
+            stop.clone(),
+            blocking_reports.clone(),
+        );
+        std::thread::spawn(move || {
+            let task = BLOCKING_TASK_BASE + thread;
+            let _ = reports.send(workload::blocking_worker(task, client, seed, stop, budget));
+        });
+    }
+    drop(blocking_reports);
 
     // The controller: every kind once in a seeded order, then seeded random picks.
     let mut chaos = Chaos {
@@ -722,6 +226,7 @@ fn chaos() {
         proxy: &proxy,
         rng: Rng::new(seed),
         loading_windows: Vec::new(),
+        max_wait: config.readiness.max_wait,
     };
     let mut order = FAULTS.to_vec();
     chaos.rng.shuffle(&mut order);
@@ -731,7 +236,6 @@ fn chaos() {
     let mut problems: Vec<String> = Vec::new();
     let mut rss: Vec<(Duration, u64)> = vec![(Duration::ZERO, rss_kb())];
     let mut next_rss = Duration::from_secs(5);
-    let mut fault_log: Vec<String> = Vec::new();
     let mut index = 0;
     // Every kind at least once, whatever the seed drew for the durations.
     while started.elapsed() < fault_phase || index < order.len() {
@@ -743,16 +247,22 @@ fn chaos() {
         index += 1;
         let retries_before = client.stats().totals.retries;
         let at = started.elapsed();
-        let detail = chaos.inject(fault);
+        let outcome = chaos.inject(fault);
         let retries_during = client.stats().totals.retries - retries_before;
         let recovered = runtime.block_on(recovery(&client, Duration::from_secs(30)));
         *injected.entry(fault).or_default() += 1;
-        let line = format!(
-            "{:>7.1}s {fault:?}: {detail}; recovered in {recovered:?}",
-            at.as_secs_f64()
+        println!(
+            "chaos: {:>7.1}s {fault:?}: {}; recovered in {recovered:?}",
+            at.as_secs_f64(),
+            outcome.detail
         );
-        println!("chaos: {line}");
-        fault_log.push(line);
+        if let Some(why) = outcome.no_effect {
+            problems.push(format!(
+                "{fault:?} at {:.1}s did not take effect: {why} ({})",
+                at.as_secs_f64(),
+                outcome.detail
+            ));
+        }
         match recovered {
             Some(time) => {
                 recoveries.push(time);
@@ -763,7 +273,8 @@ fn chaos() {
                 }
             }
             None => problems.push(format!(
-                "no recovery within 30 s after {fault:?} ({detail})"
+                "no recovery within 30 s after {fault:?} ({})",
+                outcome.detail
             )),
         }
         if fault == Fault::Oom && retries_during > 0 {
@@ -785,10 +296,10 @@ fn chaos() {
     drop(chaos);
     rss.push((started.elapsed(), rss_kb()));
 
-    // Every task must finish: no deadlock.
+    // Every task and thread must finish: no deadlock.
     stop.store(true, Ordering::Relaxed);
-    let join_limit = budget.exclusive + Duration::from_secs(5);
-    let joined = runtime.block_on(async {
+    let join_limit = budget.call * 3 + budget.command * 4 + Duration::from_secs(5);
+    let joined_tasks = runtime.block_on(async {
         let mut reports = Vec::new();
         for worker in workers {
             match tokio::time::timeout_at((Instant::now() + join_limit).into(), worker).await {
@@ -801,17 +312,27 @@ fn chaos() {
         }
         reports
     });
-    let mut reports = Vec::new();
-    for (id, result) in joined.into_iter().enumerate() {
+    let mut reports: Vec<TaskReport> = Vec::new();
+    for (id, result) in joined_tasks.into_iter().enumerate() {
         match result {
-            Ok(report) => reports.push((id, report)),
+            Ok(report) => reports.push(report),
             Err(e) => problems.push(format!("task {id}: {e}")),
+        }
+    }
+    for _ in 0..BLOCKING_THREADS {
+        match blocking_received.recv_timeout(join_limit) {
+            Ok(report) => reports.push(report),
+            Err(e) => problems.push(format!("a blocking-client thread did not report: {e}")),
         }
     }
 
     // No pool leak.
     let stats = client.stats();
-    for database in &stats.databases {
+    for database in stats
+        .databases
+        .iter()
+        .chain(blocking_client.stats().databases.iter())
+    {
         if database.pool.in_use != 0 || database.pool.waiting != 0 {
             problems.push(format!(
                 "`{}`: pool in_use {} waiting {} at the end",
@@ -821,93 +342,21 @@ fn chaos() {
     }
 
     // The ledger: straight from the server, every fault over.
-    let mut applied: HashMap<(u8, String), u32> = HashMap::new();
-    {
-        let mut raw = control(server.port());
-        for (index, db) in LEDGER_DBS.iter().enumerate() {
-            let _: () = redis::cmd("SELECT").arg(db).query(&mut raw).unwrap();
-            let entries: Vec<String> = redis::cmd("LRANGE")
-                .arg("ledger")
-                .arg(0)
-                .arg(-1)
-                .query(&mut raw)
-                .unwrap();
-            for entry in entries {
-                *applied.entry((index as u8, entry)).or_default() += 1;
-            }
-        }
-    }
-    let (mut acked, mut not_applied_count, mut unknown, mut unknown_applied) =
-        (0u64, 0u64, 0u64, 0u64);
-    let (mut duplicates, mut lost, mut phantom_applied) = (Vec::new(), Vec::new(), Vec::new());
-    let mut issued = 0usize;
-    for (id, report) in &reports {
-        for (seq, packed) in report.ops.iter().enumerate() {
-            issued += 1;
-            let (ledger, outcome) = (packed >> 4, packed & 0xF);
-            let op = format!("{id}:{seq}");
-            let count = applied.remove(&(ledger, op.clone())).unwrap_or(0);
-            if count > 1 {
-                duplicates.push(format!("{op} x{count}"));
-            }
-            match outcome {
-                x if x == Outcome::Acked as u8 => {
-                    acked += 1;
-                    if count == 0 {
-                        lost.push(op);
-                    }
-                }
-                x if x == Outcome::NotApplied as u8 => {
-                    not_applied_count += 1;
-                    if count > 0 {
-                        phantom_applied.push(op);
-                    }
-                }
-                _ => {
-                    unknown += 1;
-                    unknown_applied += u64::from(count > 0);
-                }
-            }
-        }
-    }
-    let strays: Vec<String> = applied
-        .keys()
-        .take(10)
-        .map(|(l, op)| format!("{op} in db {}", LEDGER_DBS[*l as usize]))
-        .collect();
-    if !duplicates.is_empty() {
+    let findings = audit::audit(&mut control(server.port()), &reports);
+    problems.extend(findings.problems.iter().cloned());
+    let total = findings.total();
+    if total.unknown_applied == 0 {
         problems.push(format!(
-            "{} write(s) applied twice: {:?}",
-            duplicates.len(),
-            &duplicates[..duplicates.len().min(10)]
-        ));
-    }
-    if !lost.is_empty() {
-        problems.push(format!(
-            "{} acknowledged write(s) missing: {:?}",
-            lost.len(),
-            &lost[..lost.len().min(10)]
-        ));
-    }
-    if !phantom_applied.is_empty() {
-        problems.push(format!(
-            "{} write(s) reported as not applied are in the ledger: {:?}",
-            phantom_applied.len(),
-            &phantom_applied[..phantom_applied.len().min(10)]
-        ));
-    }
-    if !applied.is_empty() {
-        problems.push(format!(
-            "{} ledger entries in the wrong db or never issued: {strays:?}",
-            applied.len()
+            "no write in doubt was applied ({} in doubt): the faults never hit the ambiguous window",
+            total.unknown
         ));
     }
 
     // Calls, failures, latency.
-    let calls: u64 = reports.iter().map(|(_, r)| r.calls).sum();
+    let calls: u64 = reports.iter().map(|r| r.calls).sum();
     let mut failures: BTreeMap<String, u64> = BTreeMap::new();
     let mut samples: BTreeMap<String, String> = BTreeMap::new();
-    for (_, report) in &reports {
+    for report in &reports {
         for (kind, message) in &report.samples {
             samples
                 .entry(kind.clone())
@@ -919,10 +368,10 @@ fn chaos() {
     }
     let max_latency = reports
         .iter()
-        .map(|(_, r)| r.max_latency)
+        .map(|r| r.max_latency)
         .max()
         .unwrap_or_default();
-    let violations: Vec<&String> = reports.iter().flat_map(|(_, r)| &r.violations).collect();
+    let violations: Vec<&String> = reports.iter().flat_map(|r| &r.violations).collect();
     if !violations.is_empty() {
         problems.push(format!(
             "{} call(s) over budget, e.g.:\n    {}",
@@ -935,6 +384,7 @@ fn chaos() {
                 .join("\n    ")
         ));
     }
+    let still_loading = failures.get("StillLoading").copied().unwrap_or(0);
     let failed_calls: u64 = failures.values().sum();
     recoveries.sort();
     let (p50, p99, recovery_max) = (
@@ -943,10 +393,11 @@ fn chaos() {
         recoveries.last().copied().unwrap_or_default(),
     );
 
-    // After the client is dropped: no task of ours left, no connection of ours on the server.
+    // After the clients are dropped: no task of ours left, no connection of ours on the server.
     let totals = stats.totals.clone();
     drop(stats);
     drop(client);
+    drop(blocking_client);
     let drop_deadline = Instant::now() + Duration::from_secs(5);
     let mut tasks_left = runtime.metrics().num_alive_tasks();
     while tasks_left > baseline_tasks && Instant::now() < drop_deadline {
@@ -996,7 +447,7 @@ fn chaos() {
     }
 
     // The summary.
-    let total: u64 = injected.values().sum();
+    let faults_total: u64 = injected.values().sum();
     println!("\n===== chaos summary =====");
     println!("seed: {seed}");
     println!(
@@ -1006,16 +457,12 @@ fn chaos() {
             None => format!("short, {SHORT_SECS} s of faults"),
         }
     );
-    println!("run: {:.1} s, {TASKS} tasks, 4 databases (main, jobs, jobs_monitor alias, archive) through the proxy", started.elapsed().as_secs_f64());
+    println!("run: {:.1} s, {TASKS} tasks + {BLOCKING_THREADS} blocking-client threads, 4 databases (main, jobs, jobs_monitor alias, archive) through the proxy", started.elapsed().as_secs_f64());
     println!(
-        "faults injected: {total} = {}",
-        injected
-            .iter()
-            .map(|(k, n)| format!("{k:?} {n}"))
-            .collect::<Vec<_>>()
-            .join(", ")
+        "faults injected: {faults_total} = {}",
+        joined(injected.iter().map(|(k, n)| format!("{k:?} {n}")))
     );
-    println!("LOADING windows: {:?}", loading_windows);
+    println!("LOADING windows: {loading_windows:?}; StillLoading failures: {still_loading}");
     println!(
         "calls: {calls} ({failed_calls} failed, {:.2}%), SDK totals: {} commands, {} retries",
         100.0 * failed_calls as f64 / calls.max(1) as f64,
@@ -1024,26 +471,51 @@ fn chaos() {
     );
     println!(
         "failures by kind: {}",
-        failures
-            .iter()
-            .map(|(k, n)| format!("{k} {n}"))
-            .collect::<Vec<_>>()
-            .join(", ")
+        joined(failures.iter().map(|(k, n)| format!("{k} {n}")))
     );
     for (kind, message) in &samples {
         println!("  e.g. {kind}: {message}");
     }
-    println!(
-        "max call latency: {max_latency:?} (budget {call_budget:?}, exclusive {:?})",
-        budget.exclusive
-    );
+    println!("max call latency: {max_latency:?} (budget {call_budget:?} a call)");
     println!("recovery after a fault ends: p50 {p50:?}, p99 {p99:?}, max {recovery_max:?} (bound {RECOVERY_BOUND:?}, {} faults)", recoveries.len());
-    println!("ledger writes: {issued} issued, {acked} acknowledged, {not_applied_count} refused (not applied), {unknown} unknown ({unknown_applied} of them applied)");
+    println!("ledger writes by path (issued / acknowledged / refused / in doubt (applied)):");
+    for (path, audit) in &findings.per_path {
+        println!(
+            "  {path:?}: {} / {} / {} / {} ({})",
+            audit.issued(),
+            audit.acked,
+            audit.refused,
+            audit.unknown,
+            audit.unknown_applied
+        );
+    }
+    println!("ledger writes: {} issued, {} acknowledged, {} refused (not applied), {} in doubt ({} of them applied)",
+        total.issued(), total.acked, total.refused, total.unknown, total.unknown_applied);
     println!(
-        "duplicates: {}, lost: {}, refused-but-applied: {}",
-        duplicates.len(),
-        lost.len(),
-        phantom_applied.len()
+        "duplicates: {}, lost: {}, refused-but-applied: {}, torn transactions: {}, strays: {}",
+        total.duplicates.len(),
+        total.lost.len(),
+        total.refused_but_applied.len(),
+        findings.torn_transactions.len(),
+        findings.strays.len()
+    );
+    println!(
+        "reads checked: {}, wrong replies: {}; registers wrong at the end: {}",
+        findings.reads_checked,
+        findings.wrong_replies,
+        findings.bad_registers.len()
+    );
+    println!(
+        "BLPOP: {} items popped, {} empty, {} in doubt; acknowledged queue items held nowhere: {} (at most the in-doubt pops)",
+        findings.pops, findings.empty_pops, findings.in_doubt_pops, findings.queue_missing
+    );
+    println!(
+        "BLMOVE: {} items moved, {} in-doubt moves that did move; XREADGROUP: {} entries delivered, {} in-doubt reads left pending; double pops: {}",
+        findings.moves_with_item,
+        findings.moves_in_doubt,
+        findings.group_deliveries,
+        findings.pending_in_doubt,
+        findings.double_pops()
     );
     println!("tasks: {baseline_tasks} before connect, {tasks_while_connected} connected, {tasks_left} after drop");
     println!("proxy: {} connections accepted", proxy.accepted());
@@ -1067,7 +539,7 @@ fn chaos() {
         problems.join("\n  - ")
     );
     assert!(
-        total >= FAULTS.len() as u64,
+        faults_total >= FAULTS.len() as u64,
         "every kind of fault must be injected at least once"
     );
 }

@@ -9,14 +9,16 @@
 //! A confirmed write is on every replica, whichever is promoted, and must survive; so must every
 //! write sent after the failover (served by the new master, which nothing replaces). Plain acks
 //! from just before the failover may be lost by Redis itself; the tests count and print them.
+//! Every value is unique and the lists are tallied per value, so a write applied twice (a
+//! re-send across the failover) fails the run instead of hiding in a set.
 
 mod support;
 
-use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use redis_db::config::{NodeAddress, ReadFrom, Sentinel, Topology};
 use redis_db::redis::AsyncCommands;
+use support::ledger::{tally_lists, Tally};
 use support::topology::{raw_at, LoadLog, SentinelProcess, SentinelSet, WriteLoad, MASTER_NAME};
 use support::RedisServer;
 
@@ -54,30 +56,39 @@ async fn connect(set: &SentinelSet, read_from: ReadFrom) -> DbClient {
         .expect("connect through the sentinels")
 }
 
+/// Writers of the load: plain `RPUSH`, and `RPUSH; WAIT 2 500` pipelines.
+const PLAIN_WRITERS: usize = 2;
+const CONFIRMING_WRITERS: usize = 2;
+
 fn ledger_key(task: usize, _seq: u64) -> String {
     format!("ledger:{task}")
 }
 
-/// Every value of every ledger list on the node at `port`, db 0.
-fn ledger_on(port: u16, log: &LoadLog) -> HashSet<String> {
+/// How often each value is held in the ledger lists on the node at `port`, db 0: every list
+/// any writer may have pushed to, acknowledged or not.
+fn ledger_on(port: u16) -> Tally {
     let mut raw = raw_at(port, 0).expect("raw connection to the new master");
-    let mut values = HashSet::new();
-    for key in log.keys() {
-        let list: Vec<String> = redis::cmd("LRANGE")
-            .arg(&key)
-            .arg(0)
-            .arg(-1)
-            .query(&mut raw)
-            .unwrap();
-        values.extend(list);
-    }
-    values
+    tally_lists(
+        &mut raw,
+        (0..PLAIN_WRITERS + CONFIRMING_WRITERS).map(|task| ledger_key(task, 0)),
+    )
 }
 
 /// Checks the ledger on the new master after a failover at `event`, whose new master was
 /// announced at `announced`, and returns the report lines.
-fn check_ledger(log: &LoadLog, new_master: u16, event: Instant, announced: Instant) -> String {
-    let present = ledger_on(new_master, log);
+fn check_ledger(
+    log: &LoadLog,
+    present: &Tally,
+    new_master: u16,
+    event: Instant,
+    announced: Instant,
+) -> String {
+    let duplicates = present.duplicates();
+    assert!(
+        duplicates.is_empty(),
+        "writes applied more than once on the new master :{new_master}: {:?}",
+        &duplicates[..duplicates.len().min(10)]
+    );
     let confirmed: Vec<_> = log.acks.iter().filter(|a| a.confirmed).collect();
     let lost_confirmed: Vec<_> = confirmed
         .iter()
@@ -117,13 +128,15 @@ fn check_ledger(log: &LoadLog, new_master: u16, event: Instant, announced: Insta
         .filter(|a| a.acked > event && a.started <= announced)
         .count();
     format!(
-        "{} acks ({} confirmed by WAIT 2, {} after the new master), {} failed calls; \
+        "{} acks ({} confirmed by WAIT 2, {} after the new master), {} failed calls, {} values \
+         held, none twice; \
          unconfirmed acks from before the new master lost by the failover: {lost_plain} of {}; \
          acks between the event and the announcement: {near_event}",
         log.acks.len(),
         confirmed.len(),
         after.len(),
         log.failures,
+        present.len(),
         plain_before.len()
     )
 }
@@ -182,15 +195,15 @@ async fn failover_under_load(
     disrupt: impl FnOnce(&mut SentinelSet) -> (Instant, u16, Instant),
 ) -> (Duration, Duration) {
     let db = connect(set, ReadFrom::Master).await;
-    let load = WriteLoad::start(db.main(), 2, 2, 2, ledger_key);
+    let load = WriteLoad::start(db.main(), PLAIN_WRITERS, CONFIRMING_WRITERS, 2, ledger_key);
     tokio::time::sleep(Duration::from_millis(800)).await;
     let (event, new_master, announced) = disrupt(set);
     // Keep writing a while on the new master.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let end = Instant::now();
     let log = load.stop().await;
-    let report = check_ledger(&log, new_master, event, announced);
-    let present = ledger_on(new_master, &log);
+    let present = ledger_on(new_master);
+    let report = check_ledger(&log, &present, new_master, event, announced);
     let durable = |plain: bool| {
         log.outage_after(event, end, |a| {
             a.plain == plain && present.contains(&a.value)

@@ -297,8 +297,16 @@ impl redis::ConnectionLike for Handle {
         count: usize,
     ) -> RedisResult<Vec<Value>> {
         // redis-rs hands a pipeline over packed; rebuild it so the policies can see each command.
+        // An `.atomic()` one arrives wrapped in MULTI ... EXEC: rebuilt atomic, it packs the same
+        // bytes and `offset`/`count` keep their meaning (the replies after the queued ones).
+        let mut commands = unpack_commands(packed)?;
         let mut pipeline = Pipeline::new();
-        for cmd in unpack_commands(packed)? {
+        if is_transaction(&commands) {
+            commands.pop();
+            commands.remove(0);
+            pipeline.atomic();
+        }
+        for cmd in commands {
             pipeline.add_command(cmd);
         }
         let mut handle = self.async_handle.clone();
@@ -319,6 +327,15 @@ impl redis::ConnectionLike for Handle {
     fn is_open(&self) -> bool {
         true
     }
+}
+
+/// Whether unpacked commands are a transaction as `Pipeline::atomic` packs it.
+fn is_transaction(commands: &[Cmd]) -> bool {
+    let named = |cmd: Option<&Cmd>, name: &[u8]| {
+        cmd.and_then(|cmd| cmd.args_iter().next())
+            .is_some_and(|arg| matches!(arg, redis::Arg::Simple(a) if a.eq_ignore_ascii_case(name)))
+    };
+    commands.len() >= 2 && named(commands.first(), b"MULTI") && named(commands.last(), b"EXEC")
 }
 
 /// Parses RESP arrays of bulk strings (what redis-rs packs) back into commands.
