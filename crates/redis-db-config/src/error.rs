@@ -20,8 +20,8 @@ impl fmt::Display for Location {
 /// One problem with a configuration.
 ///
 /// `Display` renders `file:line:column: message` (or `file: message` without a place),
-/// followed by `\n  help: ...` when there is a suggested fix.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// followed by `\n  help: ...` when there is a suggested fix; `Debug` reads the same.
+#[derive(Clone, PartialEq, Eq)]
 pub struct ConfigError {
     /// Display name of the source: the file name, or `environment` for `REDIS_*` variables.
     pub file: String,
@@ -70,11 +70,19 @@ impl fmt::Display for ConfigError {
     }
 }
 
+// `fn main() -> Result<(), Box<dyn Error>>` and `unwrap()` print `Debug`: the message with its
+// place and fix reads better there than a dump of the fields.
+impl fmt::Debug for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
 impl std::error::Error for ConfigError {}
 
 /// Every problem found in one pass (never empty): a user fixes them all at once
-/// instead of discovering them one build at a time.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// instead of discovering them one build at a time. `Display` (and `Debug`) is one error a line.
+#[derive(Clone, PartialEq, Eq)]
 pub struct ConfigErrors(Vec<ConfigError>);
 
 impl ConfigErrors {
@@ -140,6 +148,12 @@ impl fmt::Display for ConfigErrors {
     }
 }
 
+impl fmt::Debug for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
 impl std::error::Error for ConfigErrors {}
 
 /// Collects errors of one source (file name + locator) while the rules run.
@@ -176,5 +190,48 @@ impl<'a> Sink<'a> {
     ) {
         self.errors
             .push(ConfigError::new(self.file, message).at(at).with_help(help));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn debug_reads_like_display_and_shows_no_secret() {
+        const SECRET: &str = "s3cret-never-in-debug";
+        let errors = crate::parse_str(
+            "redis_databases:\n  main:\n    db: 0\n    colour: 1\n",
+            "app.yaml",
+        )
+        .unwrap_err();
+        let one = errors.iter().next().unwrap();
+        assert_eq!(format!("{one:?}"), one.to_string());
+        assert_eq!(
+            format!("{one:?}"),
+            "app.yaml:4:5: unknown key `colour` in database `main` (valid keys: db, description, alias_of, max_connections, timeout_seconds, endpoint)\n  help: remove `colour`"
+        );
+
+        let config =
+            crate::parse_str("redis_databases:\n  main:\n    db: 0\n", "app.yaml").unwrap();
+        let errors = config
+            .overlay_env(|name| match name {
+                "REDIS_URL" => Some(format!("redis://:{SECRET}@cache:not-a-port")),
+                "REDIS_PORT" => Some("0".to_owned()),
+                "REDIS_PASSWORD" => Some(SECRET.to_owned()),
+                _ => None,
+            })
+            .unwrap_err();
+        let debug = format!("{errors:?}");
+        assert_eq!(debug, errors.to_string());
+        assert_eq!(
+            debug
+                .lines()
+                .filter(|l| l.starts_with("environment: "))
+                .count(),
+            2,
+            "{debug}"
+        );
+        for dump in ["ConfigError", "location:", "Some(", SECRET] {
+            assert!(!debug.contains(dump), "`{dump}` in {debug}");
+        }
     }
 }

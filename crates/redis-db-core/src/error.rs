@@ -1,12 +1,14 @@
 //! The one error type of the SDK.
 
+use std::fmt;
 use std::time::Duration;
 
 use redis_db_config::ConfigErrors;
 
-/// Everything that can go wrong. `Display` names the database concerned and the reason.
+/// Everything that can go wrong. `Display` names the database concerned and the reason;
+/// `Debug` reads the same, followed by the causes the message does not already show.
 #[non_exhaustive]
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 pub enum Error {
     /// The configuration (compiled YAML, runtime file or environment) is invalid.
     #[error("invalid redis-db configuration:\n{0}")]
@@ -259,6 +261,40 @@ impl Error {
     }
 }
 
+/// `fn main() -> Result<(), Box<dyn Error>>` and `unwrap()` print `Debug`: as `anyhow` does,
+/// it is the message, then under `Caused by:` each error of the `source()` chain whose text the
+/// message does not already hold (most variants write their source into their message). No
+/// field is dumped, so nothing reaches it that `Display` does not show.
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let message = self.to_string();
+        f.write_str(&message)?;
+        let mut causes: Vec<String> = Vec::new();
+        let mut next = std::error::Error::source(self);
+        while let Some(cause) = next {
+            let text = cause.to_string();
+            if !message.contains(&text) && !causes.iter().any(|c| c.contains(&text)) {
+                causes.push(text);
+            }
+            next = cause.source();
+        }
+        if !causes.is_empty() {
+            f.write_str("\n\nCaused by:")?;
+        }
+        let numbered = causes.len() > 1;
+        for (i, cause) in causes.iter().enumerate() {
+            let prefix = if numbered {
+                format!("    {i}: ")
+            } else {
+                "    ".to_owned()
+            };
+            let indent = format!("\n{}", " ".repeat(prefix.len()));
+            write!(f, "\n{prefix}{}", cause.replace('\n', &indent))?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -359,5 +395,67 @@ mod tests {
             text.contains("the connection could not be set up: cannot read a TLS file"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn debug_reads_like_display_and_shows_no_secret() {
+        const SECRET: &str = "s3cret-never-in-debug";
+        let config =
+            redis_db_config::parse_str("redis_databases:\n  main:\n    db: 0\n", "app.yaml")
+                .unwrap();
+        let errors = config
+            .overlay_env(|name| match name {
+                "REDIS_URL" => Some(format!("redis://:{SECRET}@cache:not-a-port")),
+                "REDIS_PORT" => Some("70000".to_owned()),
+                "REDIS_PASSWORD" => Some(SECRET.to_owned()),
+                _ => None,
+            })
+            .unwrap_err();
+        let error = Error::from(errors);
+        let debug = format!("{error:?}");
+        assert!(debug.starts_with(&error.to_string()), "{debug}");
+        assert!(
+            debug.contains("REDIS_URL is not a usable Redis URL"),
+            "{debug}"
+        );
+        assert!(debug.contains("REDIS_PORT must be a TCP port"), "{debug}");
+        for dump in ["Config(", "ConfigError", "location:", "Some("] {
+            assert!(!debug.contains(dump), "`{dump}` in {debug}");
+        }
+        assert!(!debug.contains(SECRET), "{debug}");
+        // The cause is already in the message: not repeated.
+        assert!(!debug.contains("Caused by"), "{debug}");
+    }
+
+    #[test]
+    fn debug_adds_the_causes_the_message_does_not_show() {
+        let reset = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "peer reset");
+        let error = Error::Transaction {
+            database: "orders".to_owned(),
+            db: 3,
+            keys: "[\"stock\"]".to_owned(),
+            reason: "the connection failed; EXEC may have been applied".to_owned(),
+            source: Some(redis::RedisError::from(reset)),
+        };
+        let debug = format!("{error:?}");
+        assert_eq!(
+            debug.split("\n\nCaused by:\n    ").collect::<Vec<_>>(),
+            [error.to_string().as_str(), "peer reset"],
+            "{debug}"
+        );
+
+        // A message that writes its source in: no `Caused by`, and no field dump.
+        let error = Error::Command {
+            database: "orders".to_owned(),
+            db: 3,
+            source: redis::RedisError::from((
+                redis::ErrorKind::Client,
+                "WRONGTYPE",
+                "list".to_owned(),
+            )),
+        };
+        let debug = format!("{error:?}");
+        assert_eq!(debug, error.to_string());
+        assert!(!debug.contains("Command {"), "{debug}");
     }
 }

@@ -1,21 +1,25 @@
-//! From attribute + enum + YAML to the generated items.
+//! From attribute + enum + YAML to the generated items: the pipeline, and the generation.
 //!
-//! [`expand`] is a plain function over token streams, so the unit tests below (and any
-//! future tool) can run the whole macro without a compiler around it.
+//! parse (`args`, `ast`) -> load and validate (`load`) -> model (`model`) -> generate (here),
+//! or, when a step fails, its error plus the items generated from what could be read
+//! (`fallback`). [`expand`] is a plain function over token streams, so the unit tests below
+//! (and any future tool) can run the whole macro without a compiler around it.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::PathBuf;
 
-use proc_macro2::{Literal, Span, TokenStream};
-use quote::{format_ident, quote};
-use redis_db_config::{Config, ConfigError, ConfigErrors};
+use proc_macro2::{Literal, TokenStream};
+use quote::quote;
 use syn::Ident;
 
 use crate::args::Args;
 use crate::ast::{Input, Refused};
 use crate::fallback;
+use crate::load::{self, Failed};
+use crate::model::{Db, Model};
+use crate::push_error;
 
 /// The whole macro: `#[databases(<args>)] <item>` to the generated code, or to the errors
-/// plus a fallback skeleton when the arguments, the item or the config are wrong.
+/// plus the items generated from what could be read.
 #[cfg(test)]
 pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     expand_in(args, item, None)
@@ -29,7 +33,7 @@ pub fn expand_in(
     item: TokenStream,
     source_file: Option<PathBuf>,
 ) -> TokenStream {
-    let (input, shape_error) = match Input::parse(item.clone()) {
+    let (input, mut errors) = match Input::parse(item.clone()) {
         Ok(input) => (input, None),
         // An enum of the wrong shape (generic, with variants): report it, and generate from
         // the config all the same so that it is the only error.
@@ -41,121 +45,44 @@ pub fn expand_in(
             mut error,
             salvaged: None,
         }) => {
-            if let Err(args_error) = Args::parse(args) {
+            if let (_, Some(args_error)) = Args::parse(args) {
                 error.combine(args_error);
             }
             return fallback::invalid_item(item, error);
         }
     };
-    let args = match Args::parse(args) {
-        Ok(args) => args,
-        Err(error) => {
-            let error = combine(shape_error, error);
-            return fallback::expand(&input, None, String::new(), error);
+    let (args, args_error) = Args::parse(args);
+    if let Some(error) = args_error {
+        push_error(&mut errors, error);
+    }
+    let client = args.client.as_ref();
+    let model = match &args.config {
+        None => Model::empty(&input, client, String::new()),
+        Some(config) => {
+            let file = config.path.clone();
+            let model = load::load(config, source_file.as_deref()).and_then(|loaded| {
+                Model::from_config(&input, client, file.clone(), loaded, config.span).map_err(
+                    |error| Failed {
+                        error,
+                        names: Vec::new(),
+                    },
+                )
+            });
+            match model {
+                Ok(model) => model,
+                Err(Failed { error, names }) => {
+                    push_error(&mut errors, error);
+                    fallback::salvage(&input, client, file, &names, config.span)
+                }
+            }
         }
     };
-    match Model::load(&input, &args, source_file.as_deref()) {
-        Ok(model) => {
-            let mut out = shape_error
-                .map(|e| e.to_compile_error())
-                .unwrap_or_default();
-            out.extend(model.generate());
-            out
-        }
-        Err(error) => {
-            let error = combine(shape_error, error);
-            fallback::expand(&input, args.client.as_ref(), args.config, error)
-        }
-    }
+    let mut out = errors.map(|e| e.to_compile_error()).unwrap_or_default();
+    out.extend(model.generate());
+    out
 }
 
-fn combine(first: Option<syn::Error>, second: syn::Error) -> syn::Error {
-    match first {
-        Some(mut first) => {
-            first.combine(second);
-            first
-        }
-        None => second,
-    }
-}
-
-/// One database, ready to be turned into a variant and two accessor methods.
-pub struct Db {
-    /// The YAML name, also the accessor methods' name.
-    pub name: String,
-    /// `UpperCamelCase` of `name`.
-    pub variant: Ident,
-    /// `name` as an identifier.
-    pub method: Ident,
-    /// The Redis database number.
-    pub db: u32,
-    /// Empty when the YAML has none.
-    pub description: String,
-    /// The variant of the database this one is an alias of.
-    pub alias_of: Option<(Ident, String)>,
-}
-
-/// Everything the generated code is made of.
-pub struct Model<'a> {
-    pub input: &'a Input,
-    pub client: Ident,
-    pub blocking: Ident,
-    pub parse_error: Ident,
-    pub databases: Vec<Db>,
-    /// Absolute path of the YAML, embedded with `include_str!` (which makes cargo rebuild the
-    /// crate when the file changes); `None` in the fallback skeleton.
-    pub yaml_path: Option<String>,
-    /// The path as written in the attribute.
-    pub config_file: String,
-    /// The YAML's directory, when the YAML names `tls` files by relative paths: the generated
-    /// builder resolves them against it, so that the client reads the files the build checked.
-    pub tls_base: Option<String>,
-}
-
-impl<'a> Model<'a> {
-    /// A model without databases: the shape of the generated items, for the fallback.
-    pub fn empty(input: &'a Input, client: Option<&Ident>, config_file: String) -> Self {
-        let (client, blocking) = client_names(input, client);
-        Self {
-            input,
-            client,
-            blocking,
-            parse_error: format_ident!("Parse{}Error", input.ident, span = input.ident.span()),
-            databases: Vec::new(),
-            yaml_path: None,
-            config_file,
-            tls_base: None,
-        }
-    }
-
-    /// Reads and validates the YAML named by `args`; every config problem becomes one error
-    /// spanned on the `config = "..."` literal.
-    fn load(input: &'a Input, args: &Args, source_file: Option<&Path>) -> syn::Result<Self> {
-        let (config, path) = read_config(args, source_file)?;
-        let yaml_path = path.to_str().map(str::to_owned).ok_or_else(|| {
-            syn::Error::new(
-                args.config_span,
-                format!("the config path `{}` is not valid UTF-8", path.display()),
-            )
-        })?;
-        let mut model = Self::empty(input, args.client.as_ref(), args.config.clone());
-        model.yaml_path = Some(yaml_path);
-        if config.has_relative_tls_paths() {
-            let dir = path.parent().unwrap_or(Path::new("/"));
-            model.tls_base = Some(dir.to_str().map(str::to_owned).ok_or_else(|| {
-                syn::Error::new(
-                    args.config_span,
-                    format!(
-                        "the config directory `{}` is not valid UTF-8",
-                        dir.display()
-                    ),
-                )
-            })?);
-        }
-        model.databases = databases(&config, args.config_span)?;
-        Ok(model)
-    }
-
+impl Model<'_> {
     /// The enum, its impls, the parse error and both clients.
     pub fn generate(&self) -> TokenStream {
         let enum_ = self.enum_();
@@ -245,12 +172,14 @@ impl<'a> Model<'a> {
                 }
             }
 
+            #[automatically_derived]
             impl ::core::fmt::Display for #error {
                 fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
                     ::core::write!(f, "unknown database `{}`; {}", self.0, #expected)
                 }
             }
 
+            #[automatically_derived]
             impl ::std::error::Error for #error {}
         }
     }
@@ -265,7 +194,11 @@ impl<'a> Model<'a> {
         let v3 = variants.clone();
         let v4 = variants.clone();
         let names = self.names();
-        let numbers = self.databases.iter().map(|d| Literal::u32_unsuffixed(d.db));
+        // Next to an error no number is known; nothing runs from a failed build.
+        let numbers = self
+            .databases
+            .iter()
+            .map(|d| Literal::u32_unsuffixed(d.db.unwrap_or_default()));
         let descriptions = self.databases.iter().map(|d| d.description.as_str());
         let aliases = self.databases.iter().map(|d| match &d.alias_of {
             Some((target, _)) => quote!(::core::option::Option::Some(Self::#target)),
@@ -364,6 +297,7 @@ impl<'a> Model<'a> {
             None => quote!(""),
         };
         quote! {
+            #[automatically_derived]
             impl ::core::str::FromStr for #ident {
                 type Err = #error;
 
@@ -375,12 +309,14 @@ impl<'a> Model<'a> {
                 }
             }
 
+            #[automatically_derived]
             impl ::core::fmt::Display for #ident {
                 fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
                     f.write_str(self.name())
                 }
             }
 
+            #[automatically_derived]
             impl ::redis_db::__private::DatabaseEnum for #ident {
                 type Client = #client;
                 type BlockingClient = #blocking;
@@ -481,29 +417,13 @@ impl<'a> Model<'a> {
                 #health
             }
 
+            #[automatically_derived]
             impl ::core::fmt::Debug for #name {
                 fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
                     let databases: &[&str] = &[#(#names),*];
                     f.debug_struct(#name_str).field("databases", &databases).finish()
                 }
             }
-        }
-    }
-}
-
-/// `RedisDatabaseClient` and `RedisDatabaseBlockingClient`, or `Name` and `NameBlocking`.
-fn client_names(input: &Input, client: Option<&Ident>) -> (Ident, Ident) {
-    match client {
-        Some(client) => (
-            client.clone(),
-            format_ident!("{}Blocking", client, span = client.span()),
-        ),
-        None => {
-            let span = input.ident.span();
-            (
-                format_ident!("{}Client", input.ident, span = span),
-                format_ident!("{}BlockingClient", input.ident, span = span),
-            )
         }
     }
 }
@@ -517,7 +437,10 @@ fn variant_docs(d: &Db) -> Vec<String> {
     if !docs.is_empty() {
         docs.push(String::new());
     }
-    let mut summary = format!(" `{}`: Redis database {}", d.name, d.db);
+    let mut summary = match d.db {
+        Some(db) => format!(" `{}`: Redis database {db}", d.name),
+        None => format!(" `{}`: its config has errors", d.name),
+    };
     if let Some((_, target)) = &d.alias_of {
         summary.push_str(&format!(", an alias of `{target}`"));
     }
@@ -526,153 +449,10 @@ fn variant_docs(d: &Db) -> Vec<String> {
     docs
 }
 
-/// The YAML as `redis-db-config` reads it, and its resolved path.
-///
-/// The path is relative to `CARGO_MANIFEST_DIR`; when no file is there, the directory of the
-/// source file holding the attribute is tried too (as `include_str!` would), which keeps tests
-/// whose crate is generated elsewhere (trybuild's, under any `CARGO_TARGET_DIR`) independent
-/// of where that is.
-fn read_config(args: &Args, source_file: Option<&Path>) -> syn::Result<(Config, PathBuf)> {
-    let base = std::env::var_os("CARGO_MANIFEST_DIR")
-        .map(PathBuf::from)
-        .or_else(|| std::env::current_dir().ok())
-        .unwrap_or_default();
-    let mut path = resolve(&base.join(&args.config));
-    let beside_source = source_file
-        .and_then(Path::parent)
-        .filter(|dir| dir.is_absolute())
-        .map(|dir| resolve(&dir.join(&args.config)));
-    let mut also_tried = None;
-    match beside_source {
-        Some(beside) if !path.is_file() && beside.is_file() => path = beside,
-        Some(beside) if beside != path => also_tried = Some(beside),
-        _ => {}
-    }
-    let result = match std::fs::read_to_string(&path) {
-        // Errors name the file as written in the attribute, which is what the user knows.
-        // `tls` files are checked against the disk here, relative to the YAML's directory.
-        Ok(text) => {
-            let dir = path.parent().unwrap_or(Path::new("/"));
-            redis_db_config::parse_str_with_files(&text, &args.config, dir)
-        }
-        Err(error) => {
-            // Missing or unreadable: show the resolved path, and what it is relative to.
-            let help = match &also_tried {
-                _ if Path::new(&args.config).is_absolute() => {
-                    "fix the path or create the file".to_owned()
-                }
-                Some(beside) => format!(
-                    "the path is relative to the crate's directory ({}), else to the directory of the source file ({} was tried too); fix the path or create the file",
-                    base.display(),
-                    beside.display()
-                ),
-                None => format!(
-                    "the path is relative to the crate's directory ({}); fix the path or create the file",
-                    base.display()
-                ),
-            };
-            let error = ConfigError::new(
-                &args.config,
-                format!("cannot read config file {}: {error}", path.display()),
-            )
-            .with_help(help);
-            Err(ConfigErrors::from(error))
-        }
-    };
-    result
-        .map(|config| (config, path))
-        .map_err(|errors| config_error(args.config_span, &errors))
-}
-
-/// One compile error holding every config error (each with its file, line:column and help).
-fn config_error(span: Span, errors: &ConfigErrors) -> syn::Error {
-    let count = errors.len();
-    let header = if count == 1 {
-        "invalid Redis database config:".to_owned()
-    } else {
-        format!("invalid Redis database config ({count} errors):")
-    };
-    syn::Error::new(span, format!("{header}\n{errors}"))
-}
-
-/// The file's canonical path when it exists; else `path` with `.` and `..` resolved by hand,
-/// so a message about a missing file shows a readable path.
-fn resolve(path: &Path) -> PathBuf {
-    if let Ok(canonical) = path.canonicalize() {
-        return canonical;
-    }
-    let mut out = PathBuf::new();
-    for component in path.components() {
-        match component {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                if matches!(out.components().next_back(), Some(Component::Normal(_))) {
-                    out.pop();
-                } else {
-                    out.push(component);
-                }
-            }
-            other => out.push(other),
-        }
-    }
-    out
-}
-
-/// The databases of a validated config, with their identifiers.
-fn databases(config: &Config, span: Span) -> syn::Result<Vec<Db>> {
-    let mut out: Vec<Db> = Vec::with_capacity(config.databases.len());
-    for database in &config.databases {
-        let variant = ident(
-            &redis_db_config::variant_name(&database.name),
-            &database.name,
-            span,
-        )?;
-        let method = ident(&database.name, &database.name, span)?;
-        out.push(Db {
-            name: database.name.clone(),
-            variant,
-            method,
-            db: database.db,
-            description: database.description.clone(),
-            alias_of: None,
-        });
-    }
-    for (i, database) in config.databases.iter().enumerate() {
-        if let Some(target) = &database.alias_of {
-            let variant = out
-                .iter()
-                .find(|d| &d.name == target)
-                .map(|d| d.variant.clone())
-                .ok_or_else(|| {
-                    // Unreachable after validation; an error rather than a panic all the same.
-                    syn::Error::new(
-                        span,
-                        format!(
-                            "database `{}` is an alias of `{target}`, which is not defined",
-                            database.name
-                        ),
-                    )
-                })?;
-            out[i].alias_of = Some((variant, target.clone()));
-        }
-    }
-    Ok(out)
-}
-
-/// An identifier, or an error (never a panic) when `text` is not one.
-fn ident(text: &str, database: &str, span: Span) -> syn::Result<Ident> {
-    let mut ident: Ident = syn::parse_str(text).map_err(|_| {
-        syn::Error::new(
-            span,
-            format!("database `{database}`: `{text}` is not a valid Rust identifier"),
-        )
-    })?;
-    ident.set_span(span);
-    Ok(ident)
-}
-
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
 
     fn fixture(name: &str) -> String {
@@ -771,7 +551,7 @@ mod tests {
     }
 
     #[test]
-    fn the_seed_file_is_one_error_plus_a_skeleton() {
+    fn the_seed_file_is_one_error_plus_its_items() {
         let path = fixture("seed-app-redis-databases.yaml");
         let out = run(
             quote!(config = #path),
@@ -782,8 +562,15 @@ mod tests {
         assert_eq!(out.matches("compile_error").count(), 1, "{out}");
         assert!(out.contains("alias_of"), "{out}");
         assert!(out.contains("seed-app-redis-databases.yaml:"), "{out}");
-        // The skeleton: the enum and both clients exist, so user code type-checks.
-        assert!(out.contains("pub enum RedisDatabase { }"), "{out}");
+        // The items, from the names the file declares: user code type-checks.
+        assert!(
+            out.contains(
+                "pub enum RedisDatabase { # [doc = \" `main`: its config has errors.\"] Main = 0"
+            ),
+            "{out}"
+        );
+        assert!(out.contains("Codebase = 13"), "{out}");
+        assert!(out.contains("pub fn monitoring (& self)"), "{out}");
         assert!(out.contains("pub struct RedisDatabaseClient"), "{out}");
         assert!(
             out.contains("pub struct RedisDatabaseBlockingClient"),
@@ -810,19 +597,6 @@ mod tests {
             ),
             "{out}"
         );
-    }
-
-    #[test]
-    fn a_missing_file_names_the_resolved_path() {
-        let out = run(
-            quote!(config = "no/such/redis-databases.yaml"),
-            quote!(
-                pub enum RedisDatabase {}
-            ),
-        );
-        assert!(out.contains("compile_error"), "{out}");
-        let resolved = Path::new(env!("CARGO_MANIFEST_DIR")).join("no/such/redis-databases.yaml");
-        assert!(out.contains(resolved.to_str().unwrap()), "{out}");
     }
 
     #[test]
@@ -854,6 +628,120 @@ mod tests {
         assert_eq!(out.matches("compile_error").count(), 1, "{out}");
         assert!(out.contains("unknown argument"), "{out}");
         assert!(out.contains("pub struct RedisDatabaseClient"), "{out}");
+        assert!(out.contains("pub enum RedisDatabase { }"), "{out}");
+    }
+
+    #[test]
+    fn a_wrong_argument_keeps_the_client_name_and_the_config() {
+        let path = fixture("shop.yaml");
+        let out = run(
+            quote!(config = #path, colour = blue, client = ShopDb),
+            quote!(
+                pub enum Shop {}
+            ),
+        );
+        assert_eq!(out.matches("compile_error").count(), 1, "{out}");
+        assert!(out.contains("unknown argument"), "{out}");
+        assert!(out.contains("pub struct ShopDb "), "{out}");
+        assert!(out.contains("pub struct ShopDbBlocking "), "{out}");
+        assert!(out.contains("pub fn carts_mirror (& self)"), "{out}");
+        assert!(out.contains(":: core :: include_str !"), "{out}");
+
+        // A malformed client name: the config is read all the same, under the default names.
+        let out = run(
+            quote!(config = #path, client = "ShopDb"),
+            quote!(
+                pub enum Shop {}
+            ),
+        );
+        assert_eq!(out.matches("compile_error").count(), 1, "{out}");
+        assert!(out.contains("pub struct ShopClient "), "{out}");
+        assert!(out.contains("pub fn carts (& self)"), "{out}");
+    }
+
+    #[test]
+    fn a_file_that_breaks_rules_keeps_every_usable_name() {
+        // The case: a misspelt key, a shared number without `alias_of`, a negative
+        // timeout; then names the fallback must leave out, or it would add errors of its own.
+        let path = temp_yaml(
+            "broken-rules.yaml",
+            "redis_databases:\n  users:\n    db: 1\n    descripton: people\n  sessions:\n    db: 1\n  cache:\n    db: 2\n    timeout_seconds: -3\n  type:\n    db: 3\n  stats:\n    db: 4\n  cache:\n    db: 5\n  Bad:\n    db: 6\n",
+        );
+        let out = run(
+            quote!(config = #path, client = App),
+            quote!(
+                pub enum Db {}
+            ),
+        );
+        assert_eq!(out.matches("compile_error").count(), 1, "{out}");
+        assert!(out.contains("descripton"), "{out}");
+        let enum_body = out
+            .split("pub enum Db {")
+            .nth(1)
+            .and_then(|rest| rest.split('}').next())
+            .unwrap_or_default();
+        for variant in ["] Users = 0 ,", "] Sessions = 1 ,", "] Cache = 2 ,"] {
+            assert!(enum_body.contains(variant), "missing `{variant}` in\n{out}");
+        }
+        assert_eq!(enum_body.matches(" , ").count(), 3, "{out}");
+        for method in ["users", "sessions", "cache"] {
+            let needle = format!("pub fn {method} (& self) -> :: redis_db :: Handle");
+            assert!(out.contains(&needle), "missing `{needle}` in\n{out}");
+        }
+        assert_eq!(out.matches("pub fn stats (& self)").count(), 2, "{out}");
+        assert!(!out.contains("fn r#type"), "{out}");
+        assert!(out.contains("pub struct App "), "{out}");
+    }
+
+    #[test]
+    fn trait_impls_are_marked_automatically_derived() {
+        let path = fixture("shop.yaml");
+        let out = run(
+            quote!(config = #path),
+            quote!(
+                pub enum Shop {}
+            ),
+        );
+        // Display and Error of the parse error, FromStr, Display, DatabaseEnum, and Debug of
+        // both clients: every trait impl, and no inherent one (rustc refuses it there).
+        assert_eq!(out.matches("impl :: ").count(), 7, "{out}");
+        assert_eq!(
+            out.matches("# [automatically_derived] impl :: ").count(),
+            7,
+            "{out}"
+        );
+        assert!(
+            !out.contains("# [automatically_derived] impl Shop"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn generated_code_names_the_sdk_only_through_redis_db() {
+        let path = fixture("shop.yaml");
+        let out = run(
+            quote!(config = #path),
+            quote!(
+                pub enum Shop {}
+            ),
+        );
+        for internal in [
+            "redis_db_core",
+            "redis_db_config",
+            "redis_db_macros",
+            ":: redis ::",
+        ] {
+            assert!(!out.contains(internal), "`{internal}` in\n{out}");
+        }
+        for private in ["Core", "BlockingCore", "DatabaseEnum"] {
+            let public = format!(":: redis_db :: {private} ");
+            assert!(
+                !out.contains(&public),
+                "`{public}` outside __private in\n{out}"
+            );
+            let hidden = format!(":: redis_db :: __private :: {private}");
+            assert!(out.contains(&hidden), "missing `{hidden}` in\n{out}");
+        }
     }
 
     #[test]
@@ -887,33 +775,6 @@ mod tests {
         assert!(out.contains("pub enum Shop {"), "{out}");
         assert!(out.contains("CartsMirror = 2"), "{out}");
         assert!(!out.contains("Main ,") && !out.contains("Main }"), "{out}");
-    }
-
-    #[test]
-    fn a_path_not_under_the_manifest_dir_is_looked_for_beside_the_source_file() {
-        let yaml = temp_yaml("beside.yaml", "redis_databases:\n  main:\n    db: 4\n");
-        let dir = Path::new(&yaml).parent().unwrap().to_path_buf();
-        let out = expand_in(
-            quote!(config = "beside.yaml"),
-            quote!(
-                pub enum Db {}
-            ),
-            Some(dir.join("lib.rs")),
-        )
-        .to_string();
-        assert!(!out.contains("compile_error"), "{out}");
-        assert!(
-            out.contains("Main = 0") && out.contains("Self :: Main => 4"),
-            "{out}"
-        );
-        // Without the source file, the manifest dir alone counts (and has no such file).
-        let out = run(
-            quote!(config = "beside.yaml"),
-            quote!(
-                pub enum Db {}
-            ),
-        );
-        assert!(out.contains("cannot read config file"), "{out}");
     }
 
     #[test]
@@ -971,13 +832,5 @@ mod tests {
             ),
         );
         assert!(!out.contains("resolve_tls_paths"), "{out}");
-    }
-
-    #[test]
-    fn resolve_handles_dot_dot_without_the_file() {
-        assert_eq!(
-            resolve(Path::new("/no-such-dir-x/a/../b/./c.yaml")),
-            PathBuf::from("/no-such-dir-x/b/c.yaml")
-        );
     }
 }

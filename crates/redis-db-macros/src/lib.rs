@@ -6,6 +6,8 @@ mod args;
 mod ast;
 mod expand;
 mod fallback;
+mod load;
+mod model;
 
 use proc_macro::TokenStream;
 
@@ -34,4 +36,13 @@ pub fn databases(args: TokenStream, item: TokenStream) -> TokenStream {
     // looked for next to it.
     let source_file = proc_macro::Span::call_site().local_file();
     expand::expand_in(args.into(), item.into(), source_file).into()
+}
+
+/// Adds `error` to the ones collected so far: the macro reports every problem it can see
+/// in one go.
+fn push_error(errors: &mut Option<syn::Error>, error: syn::Error) {
+    match errors {
+        Some(all) => all.combine(error),
+        None => *errors = Some(error),
+    }
 }
