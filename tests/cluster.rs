@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use redis_db::config::{Cluster, NodeAddress, ReadFrom, Topology};
 use redis_db::redis::AsyncCommands;
 use support::topology::{
-    cluster_nodes, info_field_at, key_slot, raw_at, settle, ClusterSet, LoadLog, WriteLoad,
+    cluster_nodes, info_field_at, key_slot, raw_at, settle, ClusterSet, WriteLoad,
 };
 use support::RedisServer;
 
@@ -260,18 +260,32 @@ fn asking(port: u16) -> redis::Connection {
     raw
 }
 
+/// Writers of the load: plain `RPUSH`, and `RPUSH; WAIT 1 500` pipelines; each spreads its
+/// writes over `LEDGER_KEYS_PER_WRITER` lists (so over every master).
+const PLAIN_WRITERS: usize = 2;
+const CONFIRMING_WRITERS: usize = 2;
+const LEDGER_KEYS_PER_WRITER: u64 = 40;
+
 fn ledger_key(task: usize, seq: u64) -> String {
-    format!("ledger:{task}:{}", seq % 40)
+    format!("ledger:{task}:{}", seq % LEDGER_KEYS_PER_WRITER)
 }
 
-/// Every value of every ledger list, read through the SDK (routing included).
-async fn ledger_via(db: &DbClient, log: &LoadLog) -> HashSet<String> {
-    let mut values = HashSet::new();
-    for key in log.keys() {
-        let list: Vec<String> = db.main().lrange(&key, 0, -1).await.unwrap();
-        values.extend(list);
+/// How often each value is held in every list any writer may have pushed to (acknowledged or
+/// not), read through the SDK (routing included). Counted per value, not collected into a set:
+/// a write applied twice shows up.
+async fn ledger_via(db: &DbClient) -> support::ledger::Tally {
+    let mut tally = support::ledger::Tally::new();
+    for task in 0..PLAIN_WRITERS + CONFIRMING_WRITERS {
+        for seq in 0..LEDGER_KEYS_PER_WRITER {
+            let list: Vec<String> = db
+                .main()
+                .lrange(ledger_key(task, seq), 0, -1)
+                .await
+                .unwrap();
+            tally.extend(list);
+        }
     }
-    values
+    tally
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -279,7 +293,7 @@ async fn a_killed_master_under_write_load_fails_over_and_loses_no_confirmed_writ
     let mut cluster = ClusterSet::start();
     let side = RedisServer::start(&[]);
     let db = connect(&cluster.addresses(), ReadFrom::Master, &side).await;
-    let load = WriteLoad::start(db.main(), 2, 2, 1, ledger_key);
+    let load = WriteLoad::start(db.main(), PLAIN_WRITERS, CONFIRMING_WRITERS, 1, ledger_key);
     tokio::time::sleep(Duration::from_millis(800)).await;
 
     let victim = cluster.masters()[0].clone();
@@ -322,7 +336,13 @@ async fn a_killed_master_under_write_load_fails_over_and_loses_no_confirmed_writ
     let end = Instant::now();
     let log = load.stop().await;
 
-    let present = ledger_via(&db, &log).await;
+    let present = ledger_via(&db).await;
+    let duplicates = present.duplicates();
+    assert!(
+        duplicates.is_empty(),
+        "writes applied more than once: {:?}",
+        &duplicates[..duplicates.len().min(10)]
+    );
     let lost_confirmed: Vec<_> = log
         .acks
         .iter()
@@ -399,25 +419,17 @@ fn cluster_state(port: u16) -> Option<String> {
     })
 }
 
+/// `read_from: replica` on a cluster made a moment ago: the first slot map the client reads has
+/// no replicas (`CLUSTER SLOTS` lists a replica only once its replication offset is above 0), so
+/// the SDK re-reads the topology soon after, not only every `topology_refresh` (60 s here), and
+/// from then on every read lands on a replica and every write on a master (`INFO commandstats`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known limitation: with read_from: replica every GET still reaches a master. \
-            Reproduced with redis-rs 1.8.1 alone (read_routing_strategy(RandomReplicaStrategy)); \
-            routing each read explicitly with SlotAddr::ReplicaRequired through route_command \
-            lands on masters too, so the cluster connection appears to hold no connected replica \
-            connection to route to (its fallback then picks a master)"]
 async fn read_from_replica_serves_reads_from_replicas() {
     let cluster = ClusterSet::start();
     let side = RedisServer::start(&[]);
     let db = connect(&cluster.addresses(), ReadFrom::Replica, &side).await;
     for i in 0..100 {
         let _: () = db.main().set(format!("r:{i}"), i).await.unwrap();
-    }
-    for node in &cluster.nodes {
-        let mut raw = raw_at(node.port(), 0).unwrap();
-        let _: () = redis::cmd("CONFIG")
-            .arg("RESETSTAT")
-            .query(&mut raw)
-            .unwrap();
     }
     // Replication is asynchronous: wait until every replica has its master's keys.
     for replica in cluster.replicas() {
@@ -433,30 +445,179 @@ async fn read_from_replica_serves_reads_from_replicas() {
             (r == m).then_some(()).ok_or(format!("{r} vs {m}"))
         });
     }
+    // The refresh is the client's own event: wait until a read reaches a replica, well within
+    // the 60 s timer (so the quick re-check after a replica-less map did it).
+    let replica_gets = |cluster: &ClusterSet| -> u64 {
+        cluster
+            .replicas()
+            .iter()
+            .map(|r| cluster_stat(r.port, "get"))
+            .sum()
+    };
+    let refreshed = Instant::now();
+    while replica_gets(&cluster) == 0 {
+        assert!(
+            refreshed.elapsed() < Duration::from_secs(20),
+            "no read reached a replica within 20 s of the replicas being listed"
+        );
+        let _: Option<i64> = db.main().get("r:0").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!(
+        "[read_from replica] first read on a replica {:?} after the replicas caught up",
+        refreshed.elapsed()
+    );
+    for node in &cluster.nodes {
+        let mut raw = raw_at(node.port(), 0).unwrap();
+        let _: () = redis::cmd("CONFIG")
+            .arg("RESETSTAT")
+            .query(&mut raw)
+            .unwrap();
+    }
     for i in 0..100 {
         let v: i64 = db.main().get(format!("r:{i}")).await.unwrap();
         assert_eq!(v, i);
     }
     let _: () = db.main().set("r:write", 1).await.unwrap();
-    let replica_gets: u64 = cluster
+    let sum = |nodes: Vec<support::topology::ClusterNodeInfo>, command: &str| -> u64 {
+        nodes.iter().map(|n| cluster_stat(n.port, command)).sum()
+    };
+    let (replica_gets, master_gets) = (
+        sum(cluster.replicas(), "get"),
+        sum(cluster.masters(), "get"),
+    );
+    let master_sets = sum(cluster.masters(), "set");
+    // A replica runs the writes its master replicates to it (and counts them): one here. A write
+    // the client sent to a replica would be one more, refused with MOVED (`rejected_calls`).
+    settle(Duration::from_secs(5), "the write replicated", || {
+        let replicated = sum(cluster.replicas(), "set");
+        (replicated == master_sets)
+            .then_some(())
+            .ok_or(format!("{replicated} SETs on replicas"))
+    });
+    let refused: u64 = cluster
         .replicas()
         .iter()
-        .map(|r| cluster_stat(r.port, "get"))
+        .map(|r| cmdstat_field(r.port, "set", "rejected_calls"))
         .sum();
-    let master_gets: u64 = cluster
-        .masters()
-        .iter()
-        .map(|m| cluster_stat(m.port, "get"))
-        .sum();
-    let master_sets: u64 = cluster
-        .masters()
-        .iter()
-        .map(|m| cluster_stat(m.port, "set"))
-        .sum();
-    eprintln!("[read_from replica] GETs on replicas {replica_gets}, on masters {master_gets}");
+    eprintln!("[read_from replica] GETs on replicas {replica_gets}, on masters {master_gets}; SETs on masters {master_sets}, refused on replicas {refused}");
     assert_eq!(master_gets, 0, "no read reached a master");
-    assert_eq!(replica_gets, 100);
+    assert_eq!(replica_gets, 100, "every read reached a replica");
     assert_eq!(master_sets, 1, "the write went to a master");
+    assert_eq!(refused, 0, "no write was sent to a replica");
+}
+
+/// `cluster.topology_refresh` is a timer: a replica added to a shard that already has one
+/// changes nothing the client would otherwise notice (no MOVED, no error, no shard without
+/// replicas), yet with a 1 s refresh its reads reach the new replica too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_added_later_serves_reads_after_the_topology_refresh() {
+    let cluster = ClusterSet::start();
+    let side = RedisServer::start(&[]);
+    let topology = cluster_topology(&cluster.addresses(), ReadFrom::Replica);
+    let side_port = side.port();
+    let db = Db::builder()
+        .ignore_environment()
+        .configure(move |c| {
+            c.topology = topology;
+            c.topology_refresh = Duration::from_secs(1);
+            let side = c.endpoints.iter_mut().find(|e| e.name == "side").unwrap();
+            side.connection.port = side_port;
+        })
+        .connect()
+        .await
+        .expect("connect to the cluster");
+    // A key on every shard: each replica then has replicated something, so that CLUSTER SLOTS
+    // lists it and the client's map gets complete (its quick re-checks stop; only the timer is
+    // left). Every replica serving a read shows that.
+    let masters = cluster.masters();
+    let keys: Vec<String> = masters
+        .iter()
+        .map(|master| {
+            (0..)
+                .map(|i| format!("later:{i}"))
+                .find(|k| {
+                    let slot = key_slot(master.port, k);
+                    master.slots.iter().any(|(a, b)| (*a..=*b).contains(&slot))
+                })
+                .expect("a key of the shard")
+        })
+        .collect();
+    for key in &keys {
+        let _: () = db.main().set(key, 1).await.unwrap();
+    }
+    let complete = Instant::now();
+    while cluster
+        .replicas()
+        .iter()
+        .any(|r| cluster_stat(r.port, "get") == 0)
+    {
+        assert!(
+            complete.elapsed() < Duration::from_secs(30),
+            "reads did not reach every replica within 30 s"
+        );
+        for key in &keys {
+            let _: Option<i64> = db.main().get(key).await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let shard = masters[0].clone();
+    let key = keys[0].clone();
+
+    let mut added = cluster_nodes(1);
+    let new_port = added[0].port();
+    let output = Command::new("redis-cli")
+        .args(["--cluster", "add-node"])
+        .arg(format!("127.0.0.1:{new_port}"))
+        .arg(format!("127.0.0.1:{}", shard.port))
+        .args(["--cluster-slave", "--cluster-master-id", &shard.id])
+        .output()
+        .expect("redis-cli --cluster add-node");
+    assert!(
+        output.status.success(),
+        "add-node: {}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    // Listed by CLUSTER SLOTS once it has replicated something.
+    settle(
+        Duration::from_secs(20),
+        "the new replica listed in CLUSTER SLOTS",
+        || {
+            let mut raw = raw_at(shard.port, 0).map_err(|e| e.to_string())?;
+            let slots: redis::Value = redis::cmd("CLUSTER")
+                .arg("SLOTS")
+                .query(&mut raw)
+                .map_err(|e| e.to_string())?;
+            format!("{slots:?}")
+                .contains(&format!("int({new_port})"))
+                .then_some(())
+                .ok_or(format!("{slots:?}"))
+        },
+    );
+    let listed = Instant::now();
+    while cluster_stat(new_port, "get") == 0 {
+        assert!(
+            listed.elapsed() < Duration::from_secs(20),
+            "no read reached the added replica within 20 s (topology_refresh: 1)"
+        );
+        let _: Option<i64> = db.main().get(&key).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!(
+        "[topology_refresh] the added replica served a read {:?} after it was listed",
+        listed.elapsed()
+    );
+    added[0].kill();
+}
+
+/// One field (`calls`, `rejected_calls`, ...) of `cmdstat_<command>` on the node at `port`.
+fn cmdstat_field(port: u16, command: &str, field: &str) -> u64 {
+    let prefix = format!("{field}=");
+    info_field_at(port, "commandstats", &format!("cmdstat_{command}"))
+        .unwrap_or_default()
+        .split(',')
+        .find_map(|kv| kv.strip_prefix(prefix.as_str()))
+        .map_or(0, |n| n.parse().unwrap())
 }
 
 async fn connect_error(seeds: Vec<String>) -> (String, Duration) {

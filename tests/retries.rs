@@ -68,6 +68,10 @@ async fn retry_attempts_zero_fails_at_the_first_failure() {
         .await
         .unwrap();
     server.kill();
+    // Until the call is over nothing else may listen on the dead server's port, or the call
+    // would reach that process (seen once under load on a shared machine: the GET timed out
+    // instead of being refused), and no connect may pick it as its own source port either.
+    let _held = hold_port(server.port());
     let started = Instant::now();
     let error = db
         .main()
@@ -211,6 +215,20 @@ async fn writes_and_reads_after_the_shared_connection_was_killed() {
         "the dead one is counted as closed: {main:?}"
     );
     assert_eq!(server.clients_on_db(0), 1, "again one shared connection");
+}
+
+/// Binds `port` without listening: connecting to it is refused at once, and no other process
+/// can listen on it (or use it as a source port) while the socket lives.
+fn hold_port(port: u16) -> redis::io::tcp::socket2::Socket {
+    use redis::io::tcp::socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("a socket");
+    // The dead server's connections may linger in TIME_WAIT on this port.
+    socket.set_reuse_address(true).expect("SO_REUSEADDR");
+    let address: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    socket
+        .bind(&address.into())
+        .unwrap_or_else(|e| panic!("hold the dead server's port {port}: {e}"));
+    socket
 }
 
 /// Client sockets towards `port` still open on this side (established, or half-closed by the

@@ -23,6 +23,37 @@ fn on(server: &TlsServer, certs: &Certificates, tls: &str) -> redis_db::Builder<
         .config_file(file)
 }
 
+/// A certificate refusal fails the same way every time: it must fail at the first attempt. With
+/// a 10 s first backoff, a single retry would take over 10 s; the refusal itself takes
+/// milliseconds. Returns the error text.
+async fn refused_at_once(builder: redis_db::Builder<Db>, server: &TlsServer, why: &str) -> String {
+    let started = Instant::now();
+    let error = builder
+        .configure(|c| {
+            c.retry.attempts = 5;
+            c.retry.delay = Duration::from_secs(10);
+            c.retry.max_delay = Duration::from_secs(10);
+        })
+        .connect()
+        .await
+        .expect_err(why);
+    let elapsed = started.elapsed();
+    let text = error.to_string();
+    eprintln!("[{why}] {elapsed:?}: {text}");
+    assert!(
+        elapsed < Duration::from_secs(5),
+        "{why}: retried ({elapsed:?}): {text}"
+    );
+    assert!(
+        matches!(error, redis_db::Error::Command { .. }),
+        "{why}: a configuration error, not a connection failure: {error:?}"
+    );
+    assert!(text.contains("`main`"), "{text}");
+    assert!(text.contains(&server.url()), "names the endpoint: {text}");
+    assert!(text.contains("not retried"), "{text}");
+    text
+}
+
 fn ca_line(certs: &Certificates) -> String {
     format!("  ca_file: {}\n", show(&certs.ca()))
 }
@@ -89,20 +120,26 @@ async fn mutual_tls_is_accepted_with_a_client_certificate_and_refused_without() 
     let v: String = db.main().get("m").await.unwrap();
     assert_eq!(v, "tls");
 
-    let started = Instant::now();
-    let error = on(&server, &certs, &ca_line(&certs))
-        .connect()
-        .await
-        .expect_err("a server that requires client certificates refuses a client without one");
-    let text = error.to_string();
-    eprintln!("[no client certificate] {:?}: {text}", started.elapsed());
-    assert!(text.contains("`main`"), "{text}");
-    assert!(text.contains(&server.url()), "{text}");
-    assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "{:?}",
-        started.elapsed()
-    );
+    let text = refused_at_once(
+        on(&server, &certs, &ca_line(&certs)),
+        &server,
+        "no client certificate",
+    )
+    .await;
+    assert!(text.contains("CertificateRequired"), "{text}");
+    assert!(text.contains("`tls.cert_file`"), "{text}");
+
+    // A client certificate from a CA the server does not trust.
+    let stranger = Certificates::new("stranger");
+    let foreign = format!("{}{}", ca_line(&certs), client_lines(&stranger));
+    let text = refused_at_once(
+        on(&server, &certs, &foreign),
+        &server,
+        "client certificate of another CA",
+    )
+    .await;
+    assert!(text.contains("received fatal alert"), "{text}");
+    assert!(text.contains("`tls.cert_file`"), "{text}");
 }
 
 #[tokio::test]
@@ -112,16 +149,10 @@ async fn a_wrong_ca_is_refused_naming_the_endpoint_and_the_reason() {
     let server = TlsServer::start(&certs, ClientAuth::No);
 
     // A CA that did not sign the server's certificate.
-    let error = on(&server, &certs, &ca_line(&other))
-        .connect()
-        .await
-        .expect_err("a server certificate from another CA is refused");
-    let text = error.to_string();
-    eprintln!("[wrong CA] {text}");
-    assert!(text.contains("`main`"), "{text}");
-    assert!(text.contains(&server.url()), "{text}");
+    let text = refused_at_once(on(&server, &certs, &ca_line(&other)), &server, "wrong CA").await;
     assert!(text.contains("invalid peer certificate"), "{text}");
     assert!(text.contains("UnknownIssuer"), "{text}");
+    assert!(text.contains("`tls.ca_file`"), "{text}");
 
     // The compiled YAML's CA (relative to the YAML's directory: the file exists, it just signed
     // nothing) and `rediss://` without any CA (the built-in web roots): refused the same way,
@@ -137,6 +168,21 @@ async fn a_wrong_ca_is_refused_naming_the_endpoint_and_the_reason() {
         assert!(text.contains("UnknownIssuer"), "{text}");
         assert!(!text.contains("cannot read"), "{text}");
     }
+}
+
+/// The server's certificate is signed by the trusted CA but names another host.
+#[tokio::test]
+async fn a_certificate_for_another_host_is_refused_at_once() {
+    let certs = Certificates::new("hostname");
+    let server = TlsServer::start_with(&certs, ClientAuth::No, "elsewhere");
+    let text = refused_at_once(
+        on(&server, &certs, &ca_line(&certs)),
+        &server,
+        "hostname mismatch",
+    )
+    .await;
+    assert!(text.contains("not valid for name"), "{text}");
+    assert!(text.contains("does not name the host"), "{text}");
 }
 
 #[tokio::test]

@@ -52,6 +52,11 @@ impl Certificates {
             "client",
             "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=clientAuth\n",
         );
+        // Signed by the same CA, but for another host: the hostname check must refuse it.
+        certs.signed(
+            "elsewhere",
+            "subjectAltName=DNS:elsewhere.example\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+        );
         certs
     }
 
@@ -146,12 +151,18 @@ pub struct TlsServer {
 
 impl TlsServer {
     pub fn start(certs: &Certificates, auth: ClientAuth) -> TlsServer {
-        Self::spawn(certs, auth, false)
+        Self::spawn(certs, auth, false, "server")
+    }
+
+    /// A server presenting the certificate `<cert>.pem` of `certs` (e.g. `elsewhere`, valid for
+    /// another host name only).
+    pub fn start_with(certs: &Certificates, auth: ClientAuth, cert: &str) -> TlsServer {
+        Self::spawn(certs, auth, false, cert)
     }
 
     /// A one-node Redis Cluster over TLS (`--tls-cluster yes`) serving every slot.
     pub fn start_cluster(certs: &Certificates) -> TlsServer {
-        let server = Self::spawn(certs, ClientAuth::No, true);
+        let server = Self::spawn(certs, ClientAuth::No, true, "server");
         server.cli(&["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]);
         let deadline = Instant::now() + Duration::from_secs(10);
         while !server
@@ -182,7 +193,7 @@ impl TlsServer {
         String::from_utf8_lossy(&output.stdout).into_owned()
     }
 
-    fn spawn(certs: &Certificates, auth: ClientAuth, cluster: bool) -> TlsServer {
+    fn spawn(certs: &Certificates, auth: ClientAuth, cluster: bool, cert: &str) -> TlsServer {
         // A cluster node's bus listens on port + 10000.
         let port = loop {
             let port = crate::support::unused_port();
@@ -221,9 +232,9 @@ impl TlsServer {
             .arg("--dir")
             .arg(&certs.dir)
             .arg("--tls-cert-file")
-            .arg(certs.path("server.pem"))
+            .arg(certs.path(&format!("{cert}.pem")))
             .arg("--tls-key-file")
-            .arg(certs.path("server.key"))
+            .arg(certs.path(&format!("{cert}.key")))
             .arg("--tls-ca-cert-file")
             .arg(certs.ca())
             .args(["--tls-auth-clients", auth])

@@ -23,6 +23,9 @@ fn default_connection() -> Connection {
     }
 }
 
+/// `cluster.topology_refresh` when not given: the period other cluster clients use.
+pub(crate) const DEFAULT_TOPOLOGY_REFRESH: Duration = Duration::from_secs(60);
+
 /// The documented defaults (CONTRACT section 3, matching the seed application), no databases.
 pub(crate) fn defaults() -> Config {
     Config {
@@ -30,6 +33,7 @@ pub(crate) fn defaults() -> Config {
         connection: default_connection(),
         topology: Topology::Standalone,
         endpoints: Vec::new(),
+        topology_refresh: DEFAULT_TOPOLOGY_REFRESH,
         timeout: Duration::from_secs(5),
         connect_timeout: Duration::from_secs(5),
         max_connections: 20,
@@ -69,6 +73,7 @@ pub(crate) fn apply_settings(cfg: &mut Config, raw: &RawConfig, sink: &mut Sink<
     apply_endpoint(
         &mut cfg.connection,
         &mut cfg.topology,
+        &mut cfg.topology_refresh,
         &raw.endpoint,
         &KeyPath::root(),
         "",
@@ -106,6 +111,7 @@ pub(crate) fn apply_settings(cfg: &mut Config, raw: &RawConfig, sink: &mut Sink<
 pub(crate) fn apply_endpoint(
     connection: &mut Connection,
     topology: &mut Topology,
+    topology_refresh: &mut Duration,
     raw: &RawEndpoint,
     path: &KeyPath,
     suffix: &str,
@@ -196,6 +202,9 @@ pub(crate) fn apply_endpoint(
         if let Some(numbered) = rc.numbered_databases {
             cluster.numbered_databases = numbered;
         }
+        if let Some(period) = rc.topology_refresh {
+            *topology_refresh = period;
+        }
         *topology = Topology::Cluster(cluster);
     }
 }
@@ -209,10 +218,12 @@ pub(crate) fn endpoints(raw: &RawConfig, sink: &mut Sink<'_>) -> Vec<NamedEndpoi
             name: entry.name.clone(),
             connection: default_connection(),
             topology: Topology::Standalone,
+            topology_refresh: DEFAULT_TOPOLOGY_REFRESH,
         };
         apply_endpoint(
             &mut endpoint.connection,
             &mut endpoint.topology,
+            &mut endpoint.topology_refresh,
             &entry.endpoint,
             &KeyPath::endpoint(&entry.name, entry.nth),
             &format!(" of endpoint `{}`", entry.name),

@@ -105,6 +105,7 @@ impl Config {
             build::apply_endpoint(
                 &mut compiled.connection,
                 &mut compiled.topology,
+                &mut compiled.topology_refresh,
                 &entry.endpoint,
                 &path,
                 &format!(" of endpoint `{}`", entry.name),

@@ -16,6 +16,10 @@ pub struct Config {
     pub topology: Topology,
     /// Further named endpoints (`endpoints:`), in file order; databases pick one with `endpoint:`.
     pub endpoints: Vec<NamedEndpoint>,
+    /// `cluster.topology_refresh` of the default endpoint: how often the client re-reads a
+    /// Cluster's slot map (unused by other topologies). Kept beside [`Cluster`] rather than in
+    /// it so that code building a `Cluster` by its fields keeps compiling.
+    pub topology_refresh: Duration,
     /// Command (response) timeout.
     pub timeout: Duration,
     /// Timeout for establishing a connection.
@@ -196,6 +200,8 @@ pub struct NamedEndpoint {
     pub connection: Connection,
     /// How it is deployed.
     pub topology: Topology,
+    /// `cluster.topology_refresh` of this endpoint (see [`Config::topology_refresh`]).
+    pub topology_refresh: Duration,
 }
 
 impl Config {
@@ -209,6 +215,15 @@ impl Config {
             Some(endpoint) => (&endpoint.connection, &endpoint.topology),
             None => (&self.connection, &self.topology),
         }
+    }
+
+    /// `cluster.topology_refresh` of the endpoint `database` lives on.
+    pub fn topology_refresh_of(&self, database: &Database) -> Duration {
+        database
+            .endpoint
+            .as_ref()
+            .and_then(|name| self.endpoint(name))
+            .map_or(self.topology_refresh, |e| e.topology_refresh)
     }
 
     /// The named endpoint `name` (an entry of `endpoints:`).

@@ -118,6 +118,7 @@ pub(crate) struct RawCluster {
     pub nodes: Option<Vec<NodeAddress>>,
     pub read_from: Option<ReadFrom>,
     pub numbered_databases: Option<bool>,
+    pub topology_refresh: Option<Duration>,
 }
 
 /// `tls:` as written.

@@ -1,4 +1,5 @@
-//! Structure, key and type checks: turns the YAML tree into a [`RawConfig`].
+//! Structure, key and type checks: turns the YAML tree into a [`RawConfig`]. Each mapping has
+//! one table of its keys and their readers (`TOP`, `ENDPOINT`, `DATABASE`, ...).
 //!
 //! Done by hand rather than with `#[serde(deny_unknown_fields)]` because serde stops at
 //! the first error, and a user should see every problem of the file in one run.
@@ -9,6 +10,7 @@ use crate::node::Node;
 use crate::raw::{
     RawCluster, RawConfig, RawDatabase, RawEndpoint, RawNamedEndpoint, RawSentinel, RawTls,
 };
+use crate::validate;
 use crate::value::Value;
 
 /// Compiled file (`redis_databases` required) or runtime file (every key optional).
@@ -18,58 +20,268 @@ pub(crate) enum Mode {
     Overlay,
 }
 
-pub(crate) const TOP_KEYS: &[&str] = &[
-    "redis_databases",
-    "host",
-    "port",
-    "url",
-    "username",
-    "password",
-    "sentinel",
-    "cluster",
-    "tls",
-    "endpoints",
-    "timeout",
-    "connect_timeout",
-    "max_connections",
-    "retry_attempts",
-    "retry_delay",
-    "retry_max_delay",
-    "health_check_interval",
-    "log_commands",
-    "log_level",
-    "max_databases",
-    "idle_timeout",
-    "readiness",
-    "circuit_breaker",
-    "keepalive",
+/// One key of a mapping and how its value is stored.
+///
+/// A mapping's table is both its list of valid keys, in the order messages list them, and
+/// how each key is read: a key cannot be valid without being read, nor read without being
+/// valid.
+struct Field<T: 'static> {
+    key: &'static str,
+    read: fn(&Value<'_>, &Scope<'_>, &mut T, &mut Sink<'_>),
+}
+
+/// What a reader knows besides the value.
+struct Scope<'a> {
+    mode: Mode,
+    /// How labels end: "" at the top level, " of endpoint `name`", " of database `name`".
+    suffix: &'a str,
+}
+
+const fn field<T>(
+    key: &'static str,
+    read: fn(&Value<'_>, &Scope<'_>, &mut T, &mut Sink<'_>),
+) -> Field<T> {
+    Field { key, read }
+}
+
+const TOP: &[Field<RawConfig>] = &[
+    field("redis_databases", |v, scope, raw, sink| {
+        raw.databases = databases(v, scope.mode, &mut raw.broken_databases, sink)
+    }),
+    field("host", at_default_endpoint),
+    field("port", at_default_endpoint),
+    field("url", at_default_endpoint),
+    field("username", at_default_endpoint),
+    field("password", at_default_endpoint),
+    field("sentinel", at_default_endpoint),
+    field("cluster", at_default_endpoint),
+    field("tls", at_default_endpoint),
+    field("endpoints", |v, scope, raw, sink| {
+        raw.endpoints = endpoints(v, scope.mode, &mut raw.broken_endpoints, sink)
+    }),
+    field("timeout", |v, _, raw, sink| raw.timeout = v.duration(sink)),
+    field("connect_timeout", |v, _, raw, sink| {
+        raw.connect_timeout = v.duration(sink)
+    }),
+    field("max_connections", |v, _, raw, sink| {
+        raw.max_connections = v.positive(sink)
+    }),
+    field("retry_attempts", |v, _, raw, sink| {
+        raw.retry_attempts = v.count(sink)
+    }),
+    field("retry_delay", |v, _, raw, sink| {
+        raw.retry_delay = v.duration(sink)
+    }),
+    field("retry_max_delay", |v, _, raw, sink| {
+        raw.retry_max_delay = v.duration(sink)
+    }),
+    field("health_check_interval", |v, _, raw, sink| {
+        raw.health_check_interval = v.duration_or_off(sink)
+    }),
+    field("log_commands", |v, _, raw, sink| {
+        raw.log_commands = v.boolean(sink)
+    }),
+    field("log_level", |v, _, raw, sink| {
+        raw.log_level = v.log_level(sink)
+    }),
+    field("max_databases", |v, _, raw, sink| {
+        raw.max_databases = v.positive(sink)
+    }),
+    field("idle_timeout", |v, _, raw, sink| {
+        raw.idle_timeout = v.duration(sink)
+    }),
+    field("readiness", |v, scope, raw, sink| {
+        nested(v, READINESS, scope, raw, sink)
+    }),
+    field("circuit_breaker", |v, scope, raw, sink| {
+        nested(v, CIRCUIT_BREAKER, scope, raw, sink)
+    }),
+    field("keepalive", |v, scope, raw, sink| {
+        nested(v, KEEPALIVE, scope, raw, sink)
+    }),
 ];
-pub(crate) const DATABASE_KEYS: &[&str] = &[
-    "db",
-    "description",
-    "alias_of",
-    "max_connections",
-    "timeout_seconds",
-    "endpoint",
+
+const READINESS: &[Field<RawConfig>] = &[
+    field("max_wait", |v, _, raw, sink| {
+        raw.readiness_max_wait = v.duration(sink)
+    }),
+    field("poll_interval", |v, _, raw, sink| {
+        raw.readiness_poll_interval = v.duration(sink)
+    }),
 ];
-/// The connection keys of an entry of `endpoints` (the top level has them too).
-pub(crate) const ENDPOINT_KEYS: &[&str] = &[
-    "url", "host", "port", "username", "password", "sentinel", "cluster", "tls",
+
+const CIRCUIT_BREAKER: &[Field<RawConfig>] = &[
+    field("failure_threshold", |v, _, raw, sink| {
+        raw.failure_threshold = v.positive(sink)
+    }),
+    field("reset_timeout", |v, _, raw, sink| {
+        raw.reset_timeout = v.duration(sink)
+    }),
 ];
-pub(crate) const SENTINEL_KEYS: &[&str] =
-    &["master_name", "nodes", "username", "password", "read_from"];
-pub(crate) const CLUSTER_KEYS: &[&str] = &["nodes", "read_from", "numbered_databases"];
-pub(crate) const TLS_KEYS: &[&str] = &["ca_file", "cert_file", "key_file", "insecure"];
-const READINESS_KEYS: &[&str] = &["max_wait", "poll_interval"];
-const CIRCUIT_BREAKER_KEYS: &[&str] = &["failure_threshold", "reset_timeout"];
-const KEEPALIVE_KEYS: &[&str] = &["idle", "interval", "count"];
+
+const KEEPALIVE: &[Field<RawConfig>] = &[
+    field("idle", |v, _, raw, sink| {
+        raw.keepalive_idle = v.duration(sink)
+    }),
+    field("interval", |v, _, raw, sink| {
+        raw.keepalive_interval = v.duration(sink)
+    }),
+    field("count", |v, _, raw, sink| {
+        raw.keepalive_count = v.positive(sink)
+    }),
+];
+
+/// The connection keys of an endpoint: an entry of `endpoints`, or the top level.
+const ENDPOINT: &[Field<RawEndpoint>] = &[
+    field("url", |v, _, raw, sink| raw.url = v.non_empty_string(sink)),
+    field("host", |v, _, raw, sink| {
+        raw.host = v.non_empty_string(sink)
+    }),
+    field("port", |v, _, raw, sink| raw.port = v.port(sink)),
+    field("username", |v, _, raw, sink| {
+        raw.username = v.nullable_string(sink)
+    }),
+    field("password", |v, _, raw, sink| {
+        raw.password = v.nullable_string(sink)
+    }),
+    field("sentinel", |v, scope, raw, sink| {
+        raw.sentinel = Some(sentinel(v, scope, sink))
+    }),
+    field("cluster", |v, scope, raw, sink| {
+        raw.cluster = Some(cluster(v, scope, sink))
+    }),
+    field("tls", |v, scope, raw, sink| {
+        let mut tls = RawTls::default();
+        nested(v, TLS, scope, &mut tls, sink);
+        raw.tls = Some(tls);
+    }),
+];
+
+const SENTINEL: &[Field<RawSentinel>] = &[
+    field("master_name", |v, _, raw, sink| {
+        raw.master_name = v.non_empty_string(sink)
+    }),
+    field("nodes", |v, _, raw, sink| raw.nodes = v.nodes(sink, 26379)),
+    field("username", |v, _, raw, sink| {
+        raw.username = v.nullable_string(sink)
+    }),
+    field("password", |v, _, raw, sink| {
+        raw.password = v.nullable_string(sink)
+    }),
+    field("read_from", |v, _, raw, sink| {
+        raw.read_from = v.read_from(sink)
+    }),
+];
+
+const CLUSTER: &[Field<RawCluster>] = &[
+    field("nodes", |v, _, raw, sink| raw.nodes = v.nodes(sink, 7000)),
+    field("read_from", |v, _, raw, sink| {
+        raw.read_from = v.read_from(sink)
+    }),
+    field("numbered_databases", |v, _, raw, sink| {
+        raw.numbered_databases = v.boolean(sink)
+    }),
+    field("topology_refresh", |v, _, raw, sink| {
+        raw.topology_refresh = v.duration(sink)
+    }),
+];
+
+/// `tls: { ca_file, cert_file, key_file, insecure }`; paths stay as written (they are checked
+/// against the disk at compile time and read when connecting).
+const TLS: &[Field<RawTls>] = &[
+    field("ca_file", |v, _, raw, sink| raw.ca_file = file(v, sink)),
+    field("cert_file", |v, _, raw, sink| raw.cert_file = file(v, sink)),
+    field("key_file", |v, _, raw, sink| raw.key_file = file(v, sink)),
+    field("insecure", |v, _, raw, sink| raw.insecure = v.boolean(sink)),
+];
+
+const DATABASE: &[Field<RawDatabase>] = &[
+    field("db", |v, _, raw, sink| raw.db = v.integer(sink, "0")),
+    field("description", |v, _, raw, sink| {
+        raw.description = v.nullable_string(sink).map(Option::unwrap_or_default)
+    }),
+    field("alias_of", |v, _, raw, sink| {
+        raw.alias_of = v.nullable_string(sink).flatten()
+    }),
+    field("max_connections", |v, _, raw, sink| {
+        raw.max_connections = v.positive(sink)
+    }),
+    field("timeout_seconds", |v, _, raw, sink| {
+        raw.timeout = v.duration(sink)
+    }),
+    field("endpoint", |v, _, raw, sink| {
+        raw.endpoint = v.nullable_string(sink).flatten()
+    }),
+];
+
+fn file(v: &Value<'_>, sink: &mut Sink<'_>) -> Option<std::path::PathBuf> {
+    v.non_empty_string(sink).map(std::path::PathBuf::from)
+}
+
+/// The keys of a table, for `section` and its messages.
+fn keys<T>(table: &[Field<T>]) -> Vec<&'static str> {
+    table.iter().map(|f| f.key).collect()
+}
+
+/// Reads the entries `section` let through (known keys only) with their table. Each label is
+/// "`{prefix}{key}`" and the scope's suffix, e.g. "`tls.ca_file` of endpoint `vectors`".
+fn read_entries<T>(
+    entries: Vec<(&str, KeyPath, &Node)>,
+    table: &[Field<T>],
+    prefix: &str,
+    scope: &Scope<'_>,
+    out: &mut T,
+    sink: &mut Sink<'_>,
+) {
+    for (key, path, node) in entries {
+        let label = format!("`{prefix}{key}`{}", scope.suffix);
+        let v = Value {
+            label: &label,
+            key,
+            path: &path,
+            node,
+        };
+        read_key(table, &v, scope, out, sink);
+    }
+}
+
+/// Hands `v` to its key's reader in `table`.
+fn read_key<T>(
+    table: &[Field<T>],
+    v: &Value<'_>,
+    scope: &Scope<'_>,
+    out: &mut T,
+    sink: &mut Sink<'_>,
+) {
+    if let Some(field) = table.iter().find(|f| f.key == v.key) {
+        (field.read)(v, scope, out, sink);
+    }
+}
+
+/// A key whose value is a mapping with keys of its own (`readiness`, `tls`, `sentinel`, ...),
+/// labelled under it: "`readiness.max_wait`".
+fn nested<T>(
+    v: &Value<'_>,
+    table: &[Field<T>],
+    scope: &Scope<'_>,
+    out: &mut T,
+    sink: &mut Sink<'_>,
+) {
+    let entries = v.subsection(&keys(table), sink);
+    read_entries(entries, table, &format!("{}.", v.key), scope, out, sink);
+}
+
+/// A connection key written at the top level: the default endpoint's.
+fn at_default_endpoint(v: &Value<'_>, scope: &Scope<'_>, raw: &mut RawConfig, sink: &mut Sink<'_>) {
+    read_key(ENDPOINT, v, scope, &mut raw.endpoint, sink);
+}
 
 /// Reads a parsed document; problems go to `sink`, and the fields they concern stay `None`.
 pub(crate) fn read(root: &Node, mode: Mode, sink: &mut Sink<'_>) -> RawConfig {
     let mut raw = RawConfig::default();
     let top = KeyPath::root();
     let entries = match root {
-        Node::Map(map) => section(map, &top, "the top level", TOP_KEYS, sink),
+        Node::Map(map) => section(map, &top, "the top level", &keys(TOP), sink),
         // An empty runtime file is a valid "change nothing".
         Node::Null if mode == Mode::Overlay => Vec::new(),
         other => {
@@ -84,79 +296,8 @@ pub(crate) fn read(root: &Node, mode: Mode, sink: &mut Sink<'_>) -> RawConfig {
             return raw;
         }
     };
-    for (key, path, value) in entries {
-        let label = format!("`{key}`");
-        let v = Value {
-            label: &label,
-            key,
-            path: &path,
-            node: value,
-        };
-        match key {
-            "redis_databases" => raw.databases = databases(&v, &mut raw.broken_databases, sink),
-            "url" | "host" | "port" | "username" | "password" | "sentinel" | "cluster" | "tls" => {
-                endpoint_key(&v, "", mode, &mut raw.endpoint, sink)
-            }
-            "endpoints" => raw.endpoints = endpoints(&v, mode, &mut raw.broken_endpoints, sink),
-            "timeout" => raw.timeout = v.duration(sink),
-            "connect_timeout" => raw.connect_timeout = v.duration(sink),
-            "max_connections" => raw.max_connections = v.positive(sink),
-            "retry_attempts" => raw.retry_attempts = v.count(sink),
-            "retry_delay" => raw.retry_delay = v.duration(sink),
-            "retry_max_delay" => raw.retry_max_delay = v.duration(sink),
-            "health_check_interval" => raw.health_check_interval = v.duration_or_off(sink),
-            "log_commands" => raw.log_commands = v.boolean(sink),
-            "log_level" => raw.log_level = v.log_level(sink),
-            "max_databases" => raw.max_databases = v.positive(sink),
-            "idle_timeout" => raw.idle_timeout = v.duration(sink),
-            "readiness" => {
-                for (k, p, n) in v.subsection(READINESS_KEYS, sink) {
-                    let label = format!("`readiness.{k}`");
-                    let v = Value {
-                        label: &label,
-                        key: k,
-                        path: &p,
-                        node: n,
-                    };
-                    match k {
-                        "max_wait" => raw.readiness_max_wait = v.duration(sink),
-                        _ => raw.readiness_poll_interval = v.duration(sink),
-                    }
-                }
-            }
-            "circuit_breaker" => {
-                for (k, p, n) in v.subsection(CIRCUIT_BREAKER_KEYS, sink) {
-                    let label = format!("`circuit_breaker.{k}`");
-                    let v = Value {
-                        label: &label,
-                        key: k,
-                        path: &p,
-                        node: n,
-                    };
-                    match k {
-                        "failure_threshold" => raw.failure_threshold = v.positive(sink),
-                        _ => raw.reset_timeout = v.duration(sink),
-                    }
-                }
-            }
-            _ => {
-                for (k, p, n) in v.subsection(KEEPALIVE_KEYS, sink) {
-                    let label = format!("`keepalive.{k}`");
-                    let v = Value {
-                        label: &label,
-                        key: k,
-                        path: &p,
-                        node: n,
-                    };
-                    match k {
-                        "idle" => raw.keepalive_idle = v.duration(sink),
-                        "interval" => raw.keepalive_interval = v.duration(sink),
-                        _ => raw.keepalive_count = v.positive(sink),
-                    }
-                }
-            }
-        }
-    }
+    let scope = Scope { mode, suffix: "" };
+    read_entries(entries, TOP, "", &scope, &mut raw, sink);
     if mode == Mode::Base && raw.databases.is_none() && !has_key(root, "redis_databases") {
         sink.push(
             None,
@@ -164,77 +305,14 @@ pub(crate) fn read(root: &Node, mode: Mode, sink: &mut Sink<'_>) -> RawConfig {
             "add a `redis_databases:` mapping of database names to `{ db: N }`",
         );
     }
-    check_endpoint(&raw.endpoint, &top, None, mode, sink);
+    validate::endpoint_keys(&raw.endpoint, &top, None, mode == Mode::Base, sink);
     raw
 }
 
-/// Reads one connection key (`url`, `host`, `port`, `username`, `password`, `sentinel`,
-/// `cluster`, `tls`) of an endpoint. `suffix` completes labels: "" at the top level, else
-/// " of endpoint `name`".
-fn endpoint_key(
-    v: &Value<'_>,
-    suffix: &str,
-    mode: Mode,
-    raw: &mut RawEndpoint,
-    sink: &mut Sink<'_>,
-) {
-    match v.key {
-        "url" => raw.url = v.non_empty_string(sink),
-        "host" => raw.host = v.non_empty_string(sink),
-        "port" => raw.port = v.port(sink),
-        "username" => raw.username = v.nullable_string(sink),
-        "password" => raw.password = v.nullable_string(sink),
-        "sentinel" => raw.sentinel = Some(sentinel(v, suffix, mode, sink)),
-        "tls" => raw.tls = Some(tls(v, suffix, sink)),
-        _ => raw.cluster = Some(cluster(v, suffix, mode, sink)),
-    }
-}
-
-/// `tls: { ca_file, cert_file, key_file, insecure }`; paths stay as written (they are checked
-/// against the disk at compile time and read when connecting).
-fn tls(v: &Value<'_>, suffix: &str, sink: &mut Sink<'_>) -> RawTls {
-    let mut out = RawTls::default();
-    for (k, p, n) in v.subsection(TLS_KEYS, sink) {
-        let label = format!("`tls.{k}`{suffix}");
-        let v = Value {
-            label: &label,
-            key: k,
-            path: &p,
-            node: n,
-        };
-        let target = match k {
-            "ca_file" => &mut out.ca_file,
-            "cert_file" => &mut out.cert_file,
-            "key_file" => &mut out.key_file,
-            _ => {
-                out.insecure = v.boolean(sink);
-                continue;
-            }
-        };
-        *target = v.non_empty_string(sink).map(std::path::PathBuf::from);
-    }
-    out
-}
-
-fn sentinel(v: &Value<'_>, suffix: &str, mode: Mode, sink: &mut Sink<'_>) -> RawSentinel {
+fn sentinel(v: &Value<'_>, scope: &Scope<'_>, sink: &mut Sink<'_>) -> RawSentinel {
     let mut out = RawSentinel::default();
-    for (k, p, n) in v.subsection(SENTINEL_KEYS, sink) {
-        let label = format!("`sentinel.{k}`{suffix}");
-        let v = Value {
-            label: &label,
-            key: k,
-            path: &p,
-            node: n,
-        };
-        match k {
-            "master_name" => out.master_name = v.non_empty_string(sink),
-            "nodes" => out.nodes = v.nodes(sink, 26379),
-            "username" => out.username = v.nullable_string(sink),
-            "password" => out.password = v.nullable_string(sink),
-            _ => out.read_from = v.read_from(sink),
-        }
-    }
-    if mode == Mode::Base && matches!(v.node, Node::Map(_)) {
+    nested(v, SENTINEL, scope, &mut out, sink);
+    if scope.mode == Mode::Base && matches!(v.node, Node::Map(_)) {
         if !has_key(v.node, "master_name") {
             sink.push(
                 sink.key(v.path),
@@ -253,23 +331,10 @@ fn sentinel(v: &Value<'_>, suffix: &str, mode: Mode, sink: &mut Sink<'_>) -> Raw
     out
 }
 
-fn cluster(v: &Value<'_>, suffix: &str, mode: Mode, sink: &mut Sink<'_>) -> RawCluster {
+fn cluster(v: &Value<'_>, scope: &Scope<'_>, sink: &mut Sink<'_>) -> RawCluster {
     let mut out = RawCluster::default();
-    for (k, p, n) in v.subsection(CLUSTER_KEYS, sink) {
-        let label = format!("`cluster.{k}`{suffix}");
-        let v = Value {
-            label: &label,
-            key: k,
-            path: &p,
-            node: n,
-        };
-        match k {
-            "nodes" => out.nodes = v.nodes(sink, 7000),
-            "read_from" => out.read_from = v.read_from(sink),
-            _ => out.numbered_databases = v.boolean(sink),
-        }
-    }
-    if mode == Mode::Base && matches!(v.node, Node::Map(_)) && !has_key(v.node, "nodes") {
+    nested(v, CLUSTER, scope, &mut out, sink);
+    if scope.mode == Mode::Base && matches!(v.node, Node::Map(_)) && !has_key(v.node, "nodes") {
         sink.push(
             sink.key(v.path),
             format!("{} has no `nodes`", v.label),
@@ -277,85 +342,6 @@ fn cluster(v: &Value<'_>, suffix: &str, mode: Mode, sink: &mut Sink<'_>) -> RawC
         );
     }
     out
-}
-
-/// Rules on the keys of one endpoint: `url` or `host`/`port`, and exactly one kind of
-/// deployment. `name` is `None` for the default endpoint (the top level).
-fn check_endpoint(
-    raw: &RawEndpoint,
-    path: &KeyPath,
-    name: Option<&str>,
-    mode: Mode,
-    sink: &mut Sink<'_>,
-) {
-    let who = match name {
-        Some(name) => format!("endpoint `{name}`"),
-        None => "the default endpoint".to_owned(),
-    };
-    if raw.url.is_some() && (raw.host.is_some() || raw.port.is_some()) {
-        let message = match name {
-            Some(name) => format!(
-                "`url` and `host`/`port` of endpoint `{name}` are both set; use either url or host/port"
-            ),
-            None => "`url` and `host`/`port` are both set; use either url or host/port".to_owned(),
-        };
-        sink.push(
-            sink.key(&path.key("url")),
-            message,
-            "remove `url`, or remove `host` and `port`",
-        );
-    }
-    let topology: Vec<&str> = [
-        raw.sentinel.as_ref().map(|_| "sentinel"),
-        raw.cluster.as_ref().map(|_| "cluster"),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    let address: Vec<&str> = raw
-        .kind_keys()
-        .into_iter()
-        .filter(|k| !topology.contains(k))
-        .collect();
-    let kinds = topology.len() + usize::from(!address.is_empty());
-    if kinds > 1 {
-        let named: Vec<String> = topology
-            .iter()
-            .chain(address.iter())
-            .map(|k| format!("`{k}`"))
-            .collect();
-        let (last, rest) = named.split_last().expect("at least two keys");
-        let listed = format!("{} and {last}", rest.join(", "));
-        let help = match topology.as_slice() {
-            [kind] => format!(
-                "remove {} (a {kind} endpoint lists its nodes under `{kind}.nodes`), or remove `{kind}`",
-                address.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(" and ")
-            ),
-            _ => "keep one of them; a database on another deployment goes on its own entry under `endpoints:` (`endpoint:` under the database)".to_owned(),
-        };
-        sink.push(
-            sink.key(&path.key(topology.last().expect("a topology key"))),
-            format!(
-                "{who} has both {listed}: an endpoint is exactly one of a standalone server (`url` or `host`/`port`), a `sentinel` master or a `cluster`"
-            ),
-            help,
-        );
-    }
-    let no_address = topology.is_empty() && raw.url.is_none() && raw.host.is_none();
-    if let (Some(name), Mode::Base, true) = (name, mode, no_address) {
-        let message = if raw.port.is_some() {
-            format!("endpoint `{name}` has `port` but no `host`")
-        } else {
-            format!("endpoint `{name}` states no address")
-        };
-        sink.push(
-            sink.key(path),
-            message,
-            format!(
-                "give `{name}` exactly one of `url: redis://host:port`, `host:` (with an optional `port:`), `sentinel:` or `cluster:`"
-            ),
-        );
-    }
 }
 
 /// The entries of a mapping of names to sections, each with its name and occurrence index:
@@ -426,18 +412,14 @@ fn endpoints(
         };
         let what = format!("endpoint `{name}`");
         let suffix = format!(" of endpoint `{name}`");
+        let scope = Scope {
+            mode,
+            suffix: &suffix,
+        };
         let mut endpoint = RawEndpoint::default();
-        for (k, p, n) in section(entries, &path, &what, ENDPOINT_KEYS, sink) {
-            let label = format!("`{k}`{suffix}");
-            let v = Value {
-                label: &label,
-                key: k,
-                path: &p,
-                node: n,
-            };
-            endpoint_key(&v, &suffix, mode, &mut endpoint, sink);
-        }
-        check_endpoint(&endpoint, &path, Some(name), mode, sink);
+        let known = section(entries, &path, &what, &keys(ENDPOINT), sink);
+        read_entries(known, ENDPOINT, "", &scope, &mut endpoint, sink);
+        validate::endpoint_keys(&endpoint, &path, Some(name), mode == Mode::Base, sink);
         out.push(RawNamedEndpoint {
             name: name.clone(),
             nth,
@@ -453,6 +435,7 @@ fn has_key(root: &Node, key: &str) -> bool {
 
 fn databases(
     v: &Value<'_>,
+    mode: Mode,
     broken: &mut Vec<String>,
     sink: &mut Sink<'_>,
 ) -> Option<Vec<RawDatabase>> {
@@ -477,7 +460,7 @@ fn databases(
     let mut out = Vec::new();
     for (name, nth, value) in named_entries(map, "database", v.path, sink) {
         let path = KeyPath::database(name, nth);
-        if let Some(db) = database(name, nth, &path, value, sink) {
+        if let Some(db) = database(name, nth, &path, value, mode, sink) {
             out.push(db);
         } else {
             broken.push(name.clone());
@@ -491,6 +474,7 @@ fn database(
     nth: usize,
     path: &KeyPath,
     node: &Node,
+    mode: Mode,
     sink: &mut Sink<'_>,
 ) -> Option<RawDatabase> {
     let Node::Map(map) = node else {
@@ -510,29 +494,13 @@ fn database(
         nth,
         ..RawDatabase::default()
     };
-    let mut db_ok = true;
-    for (key, p, n) in section(map, path, &what, DATABASE_KEYS, sink) {
-        let label = format!("`{key}` of database `{name}`");
-        let v = Value {
-            label: &label,
-            key,
-            path: &p,
-            node: n,
-        };
-        match key {
-            "db" => {
-                db.db = v.integer(sink, "0");
-                db_ok = db.db.is_some();
-            }
-            "description" => {
-                db.description = v.nullable_string(sink).map(Option::unwrap_or_default)
-            }
-            "alias_of" => db.alias_of = v.nullable_string(sink).flatten(),
-            "max_connections" => db.max_connections = v.positive(sink),
-            "endpoint" => db.endpoint = v.nullable_string(sink).flatten(),
-            _ => db.timeout = v.duration(sink),
-        }
-    }
+    let suffix = format!(" of database `{name}`");
+    let scope = Scope {
+        mode,
+        suffix: &suffix,
+    };
+    let known = section(map, path, &what, &keys(DATABASE), sink);
+    read_entries(known, DATABASE, "", &scope, &mut db, sink);
     if !has_key(node, "db") {
         sink.push(
             sink.key(path),
@@ -542,7 +510,7 @@ fn database(
         return None;
     }
     // A wrong-typed `db` was reported already; without a number the entry is unusable.
-    db_ok.then_some(db)
+    db.db.is_some().then_some(db)
 }
 
 /// Checks the keys of one mapping: strings, known, not repeated. Returns the good entries.
@@ -623,4 +591,37 @@ fn edit_distance(a: &str, b: &str) -> usize {
         }
     }
     row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_table_names_a_key_twice() {
+        let tables = [
+            keys(TOP),
+            keys(READINESS),
+            keys(CIRCUIT_BREAKER),
+            keys(KEEPALIVE),
+            keys(ENDPOINT),
+            keys(SENTINEL),
+            keys(CLUSTER),
+            keys(TLS),
+            keys(DATABASE),
+        ];
+        for table in tables {
+            for (i, key) in table.iter().enumerate() {
+                assert!(!table[..i].contains(key), "`{key}` twice in {table:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_top_level_takes_every_connection_key() {
+        // The top-level rows of these keys hand over to ENDPOINT, which must have them.
+        for key in keys(ENDPOINT) {
+            assert!(keys(TOP).contains(&key), "`{key}`");
+        }
+    }
 }

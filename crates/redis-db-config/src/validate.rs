@@ -1,7 +1,9 @@
 //! Rules that relate values to each other: names, duplicates, numbers, aliases, endpoints.
 //!
 //! They run on the resolved [`Config`] so that they can run again after every layer
-//! (runtime file, environment): a layer may change `max_databases`, for example.
+//! (runtime file, environment): a layer may change `max_databases`, for example. The one
+//! exception, [`endpoint_keys`], needs to know which keys a file gave, so it runs on each
+//! file's endpoints as read.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -10,6 +12,7 @@ use crate::error::Sink;
 use crate::locate::KeyPath;
 use crate::model::{Config, Connection, Database, Topology, DEFAULT_ENDPOINT};
 use crate::names;
+use crate::raw::RawEndpoint;
 
 /// Checks `cfg`; problems go to `sink`. `broken` (databases) and `broken_endpoints` name
 /// entries that were reported and dropped earlier, so that references to them do not raise
@@ -239,6 +242,87 @@ pub(crate) fn validate(
                 cfg.retry.delay.as_secs_f64()
             ),
             "make `retry_max_delay` at least `retry_delay`",
+        );
+    }
+}
+
+/// Rules on the keys of one endpoint as written (which keys were given, not what they
+/// resolve to): `url` or `host`/`port`, and exactly one kind of deployment. `name` is `None`
+/// for the default endpoint (the top level); `require_address` is false for a runtime file,
+/// which may leave an endpoint's address as it was.
+pub(crate) fn endpoint_keys(
+    raw: &RawEndpoint,
+    path: &KeyPath,
+    name: Option<&str>,
+    require_address: bool,
+    sink: &mut Sink<'_>,
+) {
+    let who = match name {
+        Some(name) => format!("endpoint `{name}`"),
+        None => "the default endpoint".to_owned(),
+    };
+    if raw.url.is_some() && (raw.host.is_some() || raw.port.is_some()) {
+        let message = match name {
+            Some(name) => format!(
+                "`url` and `host`/`port` of endpoint `{name}` are both set; use either url or host/port"
+            ),
+            None => "`url` and `host`/`port` are both set; use either url or host/port".to_owned(),
+        };
+        sink.push(
+            sink.key(&path.key("url")),
+            message,
+            "remove `url`, or remove `host` and `port`",
+        );
+    }
+    let topology: Vec<&str> = [
+        raw.sentinel.as_ref().map(|_| "sentinel"),
+        raw.cluster.as_ref().map(|_| "cluster"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let address: Vec<&str> = raw
+        .kind_keys()
+        .into_iter()
+        .filter(|k| !topology.contains(k))
+        .collect();
+    let kinds = topology.len() + usize::from(!address.is_empty());
+    if kinds > 1 {
+        let named: Vec<String> = topology
+            .iter()
+            .chain(address.iter())
+            .map(|k| format!("`{k}`"))
+            .collect();
+        let (last, rest) = named.split_last().expect("at least two keys");
+        let listed = format!("{} and {last}", rest.join(", "));
+        let help = match topology.as_slice() {
+            [kind] => format!(
+                "remove {} (a {kind} endpoint lists its nodes under `{kind}.nodes`), or remove `{kind}`",
+                address.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(" and ")
+            ),
+            _ => "keep one of them; a database on another deployment goes on its own entry under `endpoints:` (`endpoint:` under the database)".to_owned(),
+        };
+        sink.push(
+            sink.key(&path.key(topology.last().expect("a topology key"))),
+            format!(
+                "{who} has both {listed}: an endpoint is exactly one of a standalone server (`url` or `host`/`port`), a `sentinel` master or a `cluster`"
+            ),
+            help,
+        );
+    }
+    let no_address = topology.is_empty() && raw.url.is_none() && raw.host.is_none();
+    if let (Some(name), true, true) = (name, require_address, no_address) {
+        let message = if raw.port.is_some() {
+            format!("endpoint `{name}` has `port` but no `host`")
+        } else {
+            format!("endpoint `{name}` states no address")
+        };
+        sink.push(
+            sink.key(path),
+            message,
+            format!(
+                "give `{name}` exactly one of `url: redis://host:port`, `host:` (with an optional `port:`), `sentinel:` or `cluster:`"
+            ),
         );
     }
 }

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use redis_db_config::CircuitBreaker as Settings;
 
+use crate::lock::lock;
 use crate::stats::CircuitState;
 
 const CLOSED: u8 = 0;
@@ -82,7 +83,7 @@ impl Breaker {
             return Ok((self.permit(false), None));
         }
         let now = now();
-        let mut opened_at = self.lock();
+        let mut opened_at = lock(&self.opened_at);
         match self.state.load(Ordering::Acquire) {
             CLOSED => Ok((self.permit(false), None)),
             OPEN => {
@@ -116,14 +117,6 @@ impl Breaker {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Instant>> {
-        // A poisoned lock only means another thread panicked mid-update of a timestamp; the
-        // timestamp is still a valid value, so carry on with it.
-        self.opened_at
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
     fn on_success(&self) -> Option<Transition> {
         // Only written when it changes: a store on every call would bounce the cache line.
         if self.consecutive_failures.load(Ordering::Relaxed) != 0 {
@@ -132,7 +125,7 @@ impl Breaker {
         if self.state.load(Ordering::Acquire) == CLOSED {
             return None;
         }
-        let mut opened_at = self.lock();
+        let mut opened_at = lock(&self.opened_at);
         *opened_at = None;
         (self.state.swap(CLOSED, Ordering::AcqRel) != CLOSED).then_some(Transition::Closed)
     }
@@ -145,7 +138,7 @@ impl Breaker {
         if !probe && failures < self.settings.failure_threshold {
             return None;
         }
-        let mut opened_at = self.lock();
+        let mut opened_at = lock(&self.opened_at);
         let previous = self.state.swap(OPEN, Ordering::AcqRel);
         *opened_at = Some(now);
         if previous == OPEN {
@@ -153,6 +146,20 @@ impl Breaker {
         }
         self.openings.fetch_add(1, Ordering::Relaxed);
         Some(Transition::Opened { failures })
+    }
+}
+
+/// Tells the operator about a transition of `database`'s circuit.
+pub(crate) fn log_transition(database: &str, transition: Option<Transition>) {
+    match transition {
+        None => {}
+        Some(Transition::Opened { failures }) => {
+            tracing::warn!(database, failures, "redis-db: circuit opened")
+        }
+        Some(Transition::HalfOpened) => {
+            tracing::info!(database, "redis-db: circuit half-open, probing")
+        }
+        Some(Transition::Closed) => tracing::info!(database, "redis-db: circuit closed"),
     }
 }
 
@@ -178,7 +185,7 @@ impl Permit<'_> {
     }
 
     fn reopen_for_next_probe(&self) {
-        let mut opened_at = self.breaker.lock();
+        let mut opened_at = lock(&self.breaker.opened_at);
         if self.breaker.state.load(Ordering::Acquire) == HALF_OPEN {
             self.breaker.state.store(OPEN, Ordering::Release);
             *opened_at = None;

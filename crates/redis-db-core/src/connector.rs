@@ -9,18 +9,18 @@ use std::time::Duration;
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::cluster_async::ClusterConnection;
-use redis::cluster_read_routing::RandomReplicaStrategy;
 use redis::io::tcp::{socket2::TcpKeepalive, TcpSettings};
 use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
 use redis::{
-    AsyncConnectionConfig, Client, Cmd, ConnectionAddr, ConnectionInfo, FromRedisValue,
-    IntoConnectionInfo, Pipeline, ProtocolVersion, PushKind, RedisConnectionInfo, RedisError,
-    RedisFuture, TlsMode, Value,
+    AsyncConnectionConfig, Client, Cmd, ConnectionAddr, ConnectionInfo, IntoConnectionInfo,
+    Pipeline, ProtocolVersion, PushKind, RedisConnectionInfo, RedisError, RedisFuture, TlsMode,
+    Value,
 };
 use redis_db_config::{Config, Connection, NodeAddress, ReadFrom, Topology};
 
 use crate::coalesce::Coalescing;
 use crate::tls;
+use crate::topology_refresh::{ReplicaReads, SeenTopology};
 
 /// Which node of an endpoint a connection goes to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,7 +36,25 @@ pub(crate) enum Role {
 pub(crate) enum Connector {
     Standalone(Client),
     Sentinel(SentinelConnector),
-    Cluster(ClusterClient),
+    Cluster(ClusterConnector),
+}
+
+/// A Redis Cluster's client. Derefs to redis-rs's `ClusterClient`, which it wraps with what the
+/// SDK keeps beside it.
+pub(crate) struct ClusterConnector {
+    client: ClusterClient,
+    /// How messages name the endpoint (`describe`).
+    endpoint: String,
+    /// The slot map its replica-read connections hold (`read_from: replica` only).
+    seen: Option<Arc<SeenTopology>>,
+}
+
+impl std::ops::Deref for ClusterConnector {
+    type Target = ClusterClient;
+
+    fn deref(&self) -> &ClusterClient {
+        &self.client
+    }
 }
 
 /// The master (or a replica) that sentinels name.
@@ -50,6 +68,8 @@ pub(crate) struct SentinelConnector {
     announced: std::sync::Mutex<Option<Client>>,
     /// Address-less template of a data-node connection: database, credentials, RESP3, TCP.
     node: ConnectionInfo,
+    /// How messages name the endpoint (`describe`).
+    endpoint: String,
 }
 
 /// An open connection of any topology. Both kinds multiplex: clones share one socket (per node).
@@ -119,6 +139,7 @@ impl Connector {
                     sentinels: tokio::sync::Mutex::new(builder.build()?),
                     announced: std::sync::Mutex::new(None),
                     node,
+                    endpoint: describe(connection, topology),
                 }))
             }
             Topology::Cluster(cluster) => {
@@ -140,8 +161,10 @@ impl Connector {
                 if cluster.numbered_databases {
                     builder = builder.database_id(i64::from(db));
                 }
-                if cluster.read_from == ReadFrom::Replica && role == Role::Replica {
-                    builder = builder.read_routing_strategy(RandomReplicaStrategy);
+                let seen = (cluster.read_from == ReadFrom::Replica && role == Role::Replica)
+                    .then(Arc::<SeenTopology>::default);
+                if let Some(seen) = &seen {
+                    builder = builder.read_routing_strategy(ReplicaReads(seen.clone()));
                 }
                 if let Some(username) = &connection.username {
                     builder = builder.username(username);
@@ -155,7 +178,11 @@ impl Connector {
                         builder = builder.certs(certificates);
                     }
                 }
-                Ok(Connector::Cluster(builder.build()?))
+                Ok(Connector::Cluster(ClusterConnector {
+                    client: builder.build()?,
+                    endpoint: describe(connection, topology),
+                    seen,
+                }))
             }
         }
     }
@@ -168,12 +195,33 @@ impl Connector {
         config: &AsyncConnectionConfig,
         shared: Option<Arc<AtomicBool>>,
     ) -> Result<Link, RedisError> {
-        match self {
+        let opened = match self {
             Connector::Standalone(client) => {
                 open_node(client, config, shared).await.map(Link::Node)
             }
             Connector::Sentinel(sentinel) => sentinel.connect(config, shared).await.map(Link::Node),
-            Connector::Cluster(client) => Ok(Link::Cluster(client.get_async_connection().await?)),
+            Connector::Cluster(cluster) => cluster.get_async_connection().await.map(Link::Cluster),
+        };
+        opened.map_err(|error| tls::refusal(error, || self.endpoint()))
+    }
+
+    /// How messages name the endpoint, without credentials.
+    fn endpoint(&self) -> String {
+        match self {
+            Connector::Standalone(client) => match client.get_connection_info().addr() {
+                ConnectionAddr::TcpTls { host, port, .. } => format!("rediss://{host}:{port}"),
+                addr => format!("redis://{addr}"),
+            },
+            Connector::Sentinel(sentinel) => sentinel.endpoint.clone(),
+            Connector::Cluster(cluster) => cluster.endpoint.clone(),
+        }
+    }
+
+    /// The slot map the newest replica-read cluster connection holds (`topology_refresh.rs`).
+    pub fn seen_topology(&self) -> Option<Arc<SeenTopology>> {
+        match self {
+            Connector::Cluster(cluster) => cluster.seen.clone(),
+            _ => None,
         }
     }
 
@@ -274,11 +322,10 @@ async fn open_node(
 }
 
 async fn is_master(connection: &mut MultiplexedConnection) -> bool {
-    let role: Result<Vec<Value>, RedisError> = redis::cmd("ROLE").query_async(connection).await;
-    role.ok()
-        .and_then(|role| role.into_iter().next())
-        .map(String::from_redis_value)
-        .is_some_and(|role| role.is_ok_and(|role| role == "master"))
+    redis::cmd("ROLE")
+        .query_async::<Value>(connection)
+        .await
+        .is_ok_and(|role| crate::role::is_master(&role))
 }
 
 /// How an endpoint is named in messages, without credentials.

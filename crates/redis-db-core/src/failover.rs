@@ -4,14 +4,15 @@
 //! it resyncs. Subscribing to both and moving every connection to the promoted node the moment
 //! it is promoted keeps that window as short as a client can make it.
 
-use std::sync::Weak;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use redis::{Client, ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo, RedisError};
-use redis_db_config::{NodeAddress, Sentinel};
+use redis_db_config::{NodeAddress, Sentinel, Topology};
+use tokio::task::JoinHandle;
 
-use crate::core::Inner;
+use crate::database::Inner;
 
 const PROMOTED: &str = "+promoted-slave";
 const SWITCHED: &str = "+switch-master";
@@ -19,8 +20,48 @@ const SWITCHED: &str = "+switch-master";
 /// Pause before trying the sentinels again when none accepted the subscription.
 const RESUBSCRIBE_DELAY: Duration = Duration::from_secs(1);
 
+/// One follower per Sentinel-managed endpoint in use.
+pub(crate) fn start(inner: &Arc<Inner>) -> Vec<JoinHandle<()>> {
+    sentinel_endpoints(inner)
+        .into_iter()
+        .map(|(sentinel, targets)| {
+            tokio::spawn(follow(
+                Arc::downgrade(inner),
+                sentinel,
+                targets,
+                inner.config().connect_timeout,
+            ))
+        })
+        .collect()
+}
+
+/// Each Sentinel-managed endpoint in use, with the targets on it.
+fn sentinel_endpoints(inner: &Inner) -> Vec<(Sentinel, Vec<usize>)> {
+    let config = inner.config();
+    let mut endpoints: Vec<(Option<&str>, Sentinel, Vec<usize>)> = Vec::new();
+    for (index, target) in inner.targets().iter().enumerate() {
+        let Some(owner) = config.databases.iter().find(|d| d.name == target.name()) else {
+            continue;
+        };
+        let Topology::Sentinel(sentinel) = config.endpoint_of(owner).1 else {
+            continue;
+        };
+        match endpoints
+            .iter_mut()
+            .find(|(name, ..)| *name == target.endpoint())
+        {
+            Some((.., targets)) => targets.push(index),
+            None => endpoints.push((target.endpoint(), sentinel.clone(), vec![index])),
+        }
+    }
+    endpoints
+        .into_iter()
+        .map(|(_, sentinel, targets)| (sentinel, targets))
+        .collect()
+}
+
 /// Runs until the client is dropped (the task is aborted then; the `Weak` also ends it).
-pub(crate) async fn follow(
+async fn follow(
     inner: Weak<Inner>,
     sentinel: Sentinel,
     targets: Vec<usize>,
@@ -47,7 +88,7 @@ pub(crate) async fn follow(
                 let Some(inner) = inner.upgrade() else { return };
                 tracing::warn!(master = %sentinel.master_name, switch = %payload, "redis-db: sentinel failover; reconnecting to the new master");
                 for &target in &targets {
-                    if let Some(target) = inner.targets.get(target) {
+                    if let Some(target) = inner.targets().get(target) {
                         target.follow_new_master(host, port);
                     }
                 }

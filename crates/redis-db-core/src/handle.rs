@@ -6,10 +6,11 @@ use std::time::Instant;
 use redis::aio::ConnectionLike;
 use redis::{Cmd, FromRedisValue, Pipeline, RedisError, RedisFuture, Value};
 
-use crate::core::{with_timeout, Inner, Reply, Request};
+use crate::database::{Database, Inner};
 use crate::error::Error;
-use crate::pool::PooledLink;
-use deadpool::managed;
+use crate::pool::{self, PooledLink};
+use crate::target::Target;
+use crate::wire::{Reply, Request};
 
 /// One database of a client. Cheap to clone. Implements [`redis::aio::ConnectionLike`], so every
 /// [`redis::AsyncCommands`] method and [`redis::Pipeline::query_async`] work on it; each call
@@ -23,12 +24,15 @@ pub struct Handle {
 
 impl std::fmt::Debug for Handle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let (slot, target) = self.inner.slot(self.position);
-        f.debug_struct("Handle")
-            .field("database", &slot.name)
-            .field("db", &slot.db)
-            .field("address", &target.address)
-            .finish()
+        let mut debug = f.debug_struct("Handle");
+        match self.inner.database(self.position) {
+            Some((database, target)) => debug
+                .field("database", &database.name())
+                .field("db", &database.db())
+                .field("address", &target.address()),
+            None => debug.field("position", &self.position),
+        };
+        debug.finish()
     }
 }
 
@@ -37,14 +41,28 @@ impl Handle {
         Self { inner, position }
     }
 
-    /// The database's YAML name.
-    pub fn name(&self) -> &str {
-        &self.inner.slot(self.position).0.name
+    /// The database and its target; the error of a handle made for a position past the last
+    /// database (`Core::handle`).
+    fn resolve(&self) -> Result<(&Database, &Target), Error> {
+        self.inner
+            .database(self.position)
+            .ok_or_else(|| self.inner.no_database(self.position))
     }
 
-    /// The Redis database number.
+    /// The database's YAML name (empty on a handle made for a position past the last database,
+    /// whose every call fails).
+    pub fn name(&self) -> &str {
+        self.inner
+            .database(self.position)
+            .map_or("", |(database, _)| database.name())
+    }
+
+    /// The Redis database number (0 on a handle made for a position past the last database,
+    /// whose every call fails).
     pub fn db(&self) -> u32 {
-        self.inner.slot(self.position).0.db
+        self.inner
+            .database(self.position)
+            .map_or(0, |(database, _)| database.db())
     }
 
     /// Runs one command and converts the reply, with the SDK's [`Error`] (which names the
@@ -75,12 +93,16 @@ impl Handle {
     /// connection retries; commands on it are timed out (blocking commands get their block time
     /// added) and counted, but not retried: the sequence is yours.
     pub async fn connection(&self) -> Result<Connection, Error> {
-        let (slot, target) = self.inner.slot(self.position);
-        let checkout = self
-            .inner
-            .guarded(slot, false, Some(self.inner.config.connect_timeout), || {
-                self.inner.checkout(target)
-            })
+        let (database, target) = self.resolve()?;
+        let config = self.inner.config();
+        let checkout = target
+            .guarded(
+                database.key(),
+                config,
+                false,
+                Some(config.connect_timeout),
+                || target.checkout(),
+            )
             .await?;
         Ok(Connection {
             inner: self.inner.clone(),
@@ -130,21 +152,22 @@ impl Handle {
     /// A pub/sub subscriber on this database's endpoint (the current master on Sentinel),
     /// re-subscribed after every disconnection: see [`crate::Subscriber`].
     pub async fn subscriber(&self) -> Result<crate::Subscriber, Error> {
-        crate::subscriber::open(&self.inner, self.position).await
+        let (database, target) = self.resolve()?;
+        crate::subscriber::open(self.inner.config(), database, target).await
     }
 
     /// Keyspace notifications of this database only (`__keyspace@<db>__:<pattern>`); fails,
     /// naming `notify-keyspace-events`, when the server has them off: see
     /// [`crate::KeyspaceEvents`].
     pub async fn keyspace_events(&self, pattern: &str) -> Result<crate::KeyspaceEvents, Error> {
-        crate::keyspace::open(self, &self.inner, self.position, pattern).await
+        let (database, target) = self.resolve()?;
+        crate::keyspace::open(self, self.inner.config(), database, target, pattern).await
     }
 
     fn command_error(&self, source: RedisError) -> Error {
-        let (slot, _) = self.inner.slot(self.position);
         Error::Command {
-            database: slot.name.clone(),
-            db: slot.db,
+            database: self.name().to_owned(),
+            db: self.db(),
             source,
         }
     }
@@ -271,10 +294,9 @@ pub struct Connection {
 
 impl std::fmt::Debug for Connection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let (slot, _) = self.inner.slot(self.position);
         f.debug_struct("Connection")
-            .field("database", &slot.name)
-            .field("db", &slot.db)
+            .field("database", &self.handle_name())
+            .field("db", &self.db())
             .finish()
     }
 }
@@ -283,33 +305,35 @@ impl Connection {
     /// Drops the pooled connection instead of returning it to the pool: after a failure its
     /// state (a WATCH, an open MULTI, a pending reply) is unknown.
     pub(crate) fn discard(&mut self) {
-        if let Some(link) = self.connection.take() {
-            drop(managed::Object::take(link));
-        }
+        pool::discard(&mut self.connection);
+    }
+
+    /// A connection exists only for a handle whose position names a database.
+    fn database(&self) -> Option<(&Database, &Target)> {
+        self.inner.database(self.position)
+    }
+
+    fn handle_name(&self) -> &str {
+        self.database().map_or("", |(database, _)| database.name())
+    }
+
+    fn db(&self) -> u32 {
+        self.database().map_or(0, |(database, _)| database.db())
     }
 
     async fn run(&mut self, request: Request<'_>) -> Result<Reply, RedisError> {
-        let (slot, target) = self.inner.slot(self.position);
-        let timeout = request.traits().deadline(slot.timeout);
-        let started = Instant::now();
-        let Some(connection) = self.connection.as_mut() else {
-            return Err(RedisError::from((
-                redis::ErrorKind::Io,
-                "connection was discarded after a failure",
-            )));
+        let Some((database, target)) = self.inner.database(self.position) else {
+            return Err(self.inner.no_database(self.position).into_redis_error());
         };
-        let result = with_timeout(timeout, request.send(connection)).await;
-        let error = result.as_ref().err();
-        if error.is_some_and(|e| e.is_io_error()) {
-            // Broken or timed out mid-reply: the connection's state is unknown, so drop it.
-            if let Some(broken) = self.connection.take() {
-                drop(managed::Object::take(broken));
-            }
-        }
-        target.counters.record_call(
+        let timeout = request.traits().deadline(database.timeout());
+        let started = Instant::now();
+        let result = pool::send_exclusive(&mut self.connection, &request, timeout).await;
+        target.counters().record_call(
             started.elapsed(),
-            error
-                .map(|e| format!("database `{}`: {e}", slot.name))
+            result
+                .as_ref()
+                .err()
+                .map(|e| format!("database `{}`: {e}", database.name()))
                 .as_deref(),
         );
         result
@@ -354,6 +378,6 @@ impl ConnectionLike for Connection {
     }
 
     fn get_db(&self) -> i64 {
-        i64::from(self.inner.slot(self.position).0.db)
+        i64::from(self.db())
     }
 }

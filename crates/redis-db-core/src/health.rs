@@ -7,8 +7,10 @@ use redis::{ErrorKind, ServerErrorKind};
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
-use crate::core::{with_timeout, Inner};
+use crate::database::Inner;
 use crate::stats::CircuitState;
+use crate::target::Target;
+use crate::wire::with_timeout;
 
 /// The state of one database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -78,22 +80,20 @@ fn serialize_by_name<S: Serializer>(
 /// Pings every distinct target once (aliases report their target's result). Observes the
 /// breaker but never changes it: only real calls close a circuit.
 pub(crate) async fn check(inner: &Inner) -> HealthReport {
-    let mut per_target = Vec::with_capacity(inner.targets.len());
-    for (index, target) in inner.targets.iter().enumerate() {
+    let mut per_target = Vec::with_capacity(inner.targets().len());
+    for (index, target) in inner.targets().iter().enumerate() {
         let timeout = inner
-            .slots
-            .iter()
-            .find(|s| s.target == index)
-            .map_or(inner.config.timeout, |s| s.timeout);
+            .first_on(index)
+            .map_or(inner.config().timeout, |(_, d)| d.timeout());
         per_target.push(ping(target, timeout).await);
     }
     let databases = inner
-        .slots
+        .databases()
         .iter()
-        .map(|slot| {
-            let target = &inner.targets[slot.target];
-            let (state, latency, detail) = per_target[slot.target].clone();
-            let circuit = target.breaker.state();
+        .map(|database| {
+            let target = &inner.targets()[database.target()];
+            let (state, latency, detail) = per_target[database.target()].clone();
+            let circuit = target.breaker().state();
             let (state, detail) = match (state, circuit) {
                 (HealthState::Healthy, CircuitState::Closed) => (state, detail),
                 (HealthState::Healthy, _) => (
@@ -103,8 +103,8 @@ pub(crate) async fn check(inner: &Inner) -> HealthReport {
                 _ => (state, detail),
             };
             DatabaseHealth {
-                name: slot.name.clone(),
-                db: slot.db,
+                name: database.name().to_owned(),
+                db: database.db(),
                 state,
                 latency_ms: latency.map(|l| l.as_secs_f64() * 1000.0),
                 circuit,
@@ -120,16 +120,16 @@ pub(crate) async fn check(inner: &Inner) -> HealthReport {
 /// refusal cannot say whether the server is still loading (ACLs are checked first), so the
 /// readiness gate stands in: loading while the calls themselves last saw `LOADING`.
 async fn ping(
-    target: &crate::core::Target,
+    target: &Target,
     timeout: Duration,
 ) -> (HealthState, Option<Duration>, Option<String>) {
     let started = Instant::now();
-    let result = with_timeout(Some(timeout), target.lane.ping()).await;
+    let result = with_timeout(Some(timeout), target.lane().ping()).await;
     let latency = started.elapsed();
     let result = match result {
         Err(e) if crate::readiness::is_refused(&e) => {
-            target.readiness.note_ping_refused();
-            if target.readiness.is_loading() {
+            target.readiness().note_ping_refused();
+            if target.readiness().is_loading() {
                 return (
                     HealthState::Degraded,
                     Some(latency),

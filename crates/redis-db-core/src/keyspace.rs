@@ -3,16 +3,17 @@
 
 use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures_util::stream::Stream;
 use redis::{ErrorKind, RedisError};
+use redis_db_config::Config;
 
-use crate::core::Inner;
+use crate::database::Database;
 use crate::error::Error;
 use crate::handle::Handle;
 use crate::subscriber::{self, Message, Subscriber};
+use crate::target::Target;
 
 /// The event classes of `notify-keyspace-events` (besides `K`/`E`); `A` is most of them.
 const EVENT_CLASSES: &str = "Ag$lshzxetmdn";
@@ -94,12 +95,12 @@ impl Stream for KeyspaceEvents {
 /// Checks the server's setting, then subscribes to this database's keyspace channel.
 pub(crate) async fn open(
     handle: &Handle,
-    inner: &Arc<Inner>,
-    position: usize,
+    config: &Config,
+    database: &Database,
+    target: &Target,
     pattern: &str,
 ) -> Result<KeyspaceEvents, Error> {
-    let (slot, target) = inner.slot(position);
-    if target.is_cluster {
+    if target.is_cluster() {
         // Each cluster node notifies only about its own keys: one subscription would silently
         // see a fraction of the events.
         return Err(refused(
@@ -110,9 +111,9 @@ pub(crate) async fn open(
                 .to_owned(),
         ));
     }
-    check_setting(handle, &target.address).await?;
-    let prefix = format!("__keyspace@{}__:", slot.db);
-    let mut subscriber = subscriber::open(inner, position).await?;
+    check_setting(handle, target.address()).await?;
+    let prefix = format!("__keyspace@{}__:", database.db());
+    let mut subscriber = subscriber::open(config, database, target).await?;
     subscriber.psubscribe(&format!("{prefix}{pattern}")).await?;
     Ok(KeyspaceEvents { subscriber, prefix })
 }

@@ -10,9 +10,9 @@ use std::time::Duration;
 use redis::{AsyncConnectionConfig, RedisError};
 
 use crate::connector::{Connector, Link};
-use crate::core::Request;
-
+use crate::lock::lock;
 use crate::stats::Counters;
+use crate::wire::Request;
 
 /// A connection plus the generation it belongs to, so that a caller that saw it fail replaces
 /// that one and not a fresh one another caller already installed.
@@ -114,7 +114,7 @@ impl Lane {
             connection: connection.clone(),
             generation,
         };
-        *self.lock() = Some(Current {
+        *lock(&self.current) = Some(Current {
             connection,
             generation,
             alive,
@@ -125,7 +125,7 @@ impl Lane {
 
     /// The current connection if its driver has not seen it close; a dead one is dropped here.
     fn peek_alive(&self) -> Option<LaneConnection> {
-        let mut current = self.lock();
+        let mut current = lock(&self.current);
         match current.as_ref() {
             Some(live) if live.alive.load(Ordering::Acquire) => Some(LaneConnection {
                 connection: live.connection.clone(),
@@ -157,9 +157,41 @@ impl Lane {
         reply.map(drop)
     }
 
+    /// The live connection without counting as a use: for background checks, which must not
+    /// keep an idle lane open.
+    pub fn peek(&self) -> Option<LaneConnection> {
+        self.peek_alive()
+    }
+
+    /// What this lane's connections are opened with.
+    pub fn connector(&self) -> &Connector {
+        &self.connector
+    }
+
+    /// Opens a new connection in place of the current one (a cluster connection whose slot map
+    /// is stale: `topology_refresh.rs`). Calls already sent finish on the old one; calls arriving
+    /// meanwhile wait for the new one. If it cannot be opened, the old one stays.
+    pub async fn replace(&self) -> Result<(), RedisError> {
+        let old = lock(&self.current).take();
+        match self.open().await {
+            Ok(_) => {
+                if old.is_some() {
+                    self.counters.connection_closed(1);
+                }
+                Ok(())
+            }
+            Err(error) => {
+                if let Some(old) = old {
+                    lock(&self.current).get_or_insert(old);
+                }
+                Err(error)
+            }
+        }
+    }
+
     /// Drops the connection of `generation` after it failed; the next call opens a new one.
     pub fn discard(&self, generation: u64) {
-        let mut current = self.lock();
+        let mut current = lock(&self.current);
         if current.as_ref().is_some_and(|c| c.generation == generation) {
             *current = None;
             self.counters.connection_closed(1);
@@ -182,7 +214,7 @@ impl Lane {
     /// Closes the current connection (if any); the next call opens a new one. Returns whether
     /// there was one.
     pub fn close(&self) -> bool {
-        let closed = self.lock().take().is_some();
+        let closed = lock(&self.current).take().is_some();
         if closed {
             self.counters.connection_closed(1);
         }
@@ -198,11 +230,5 @@ impl Lane {
 
     fn now_ms(&self) -> u64 {
         u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Current>> {
-        self.current
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }

@@ -37,8 +37,9 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
-use crate::core::{Inner, Request};
+use crate::database::Inner;
 use crate::error::Error;
+use crate::wire::Request;
 
 /// The metric names (see the module documentation).
 #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
@@ -225,9 +226,11 @@ mod on {
     use ::metrics::{Counter, Gauge, Histogram, Label, Unit};
 
     use super::{error_type, names, Operation, SAMPLE_EVERY};
-    use crate::core::{Inner, Request};
+    use crate::database::Inner;
     use crate::error::Error;
+    use crate::lock::lock;
     use crate::stats::{CircuitState, DatabaseStats};
+    use crate::wire::Request;
 
     /// Distinct operation names (and, on failures, name and error pairs) per database; past
     /// that, `_OTHER`, so that no workload can grow the label sets without bound.
@@ -405,22 +408,22 @@ mod on {
         loop {
             tick.tick().await;
             let Some(inner) = inner.upgrade() else { return };
-            for target in &inner.targets {
-                let Some(series) = &target.counters.metrics.series else {
+            for target in inner.targets() {
+                let Some(series) = &target.counters().metrics.series else {
                     continue;
                 };
-                let status = target.pool.status();
+                let status = target.pool().status();
                 let mut connections = DatabaseStats::default();
                 target
-                    .counters
+                    .counters()
                     .snapshot_connections(&mut connections, status.size);
                 series.sampled(Sampled {
                     idle: status.available as u64,
                     used: status.size.saturating_sub(status.available) as u64,
                     max: status.max_size as u64,
                     pending: status.waiting as u64,
-                    circuit_open: u64::from(target.breaker.state() != CircuitState::Closed),
-                    circuit_openings: target.breaker.openings(),
+                    circuit_open: u64::from(target.breaker().state() != CircuitState::Closed),
+                    circuit_openings: target.breaker().openings(),
                     connections_created: connections.connections_created,
                     connections_closed: connections.connections_closed,
                 });
@@ -531,12 +534,6 @@ mod on {
             names::PENDING_REQUESTS,
             "Callers waiting for a pooled connection"
         );
-    }
-
-    fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-        mutex
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// FxHash: the cache's keys are a small integer and 24 bytes; SipHash would cost more

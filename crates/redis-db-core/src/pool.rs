@@ -15,8 +15,10 @@ use redis::{AsyncConnectionConfig, FromRedisValue, RedisError, ServerErrorKind, 
 use redis_db_config::Config;
 
 use crate::connector::{Connector, Link};
-use crate::core::Request;
+use crate::lock::lock;
+use crate::role::is_master;
 use crate::stats::Counters;
+use crate::wire::{with_timeout, Reply, Request};
 
 pub(crate) type Pool = managed::Pool<LinkManager>;
 pub(crate) type PooledLink = managed::Object<LinkManager>;
@@ -69,8 +71,7 @@ pub(crate) fn is_no_perm(value: &Value) -> bool {
 impl LinkManager {
     /// Every connection created until now is retired when it next comes back to the pool.
     pub fn retire_existing(&self) {
-        *self.stale_before.lock().unwrap_or_else(|p| p.into_inner()) =
-            Some(std::time::Instant::now());
+        *lock(&self.stale_before) = Some(std::time::Instant::now());
     }
 }
 
@@ -101,7 +102,7 @@ impl managed::Manager for LinkManager {
     }
 
     async fn recycle(&self, link: &mut Link, metrics: &Metrics) -> RecycleResult<RedisError> {
-        let stale_before = *self.stale_before.lock().unwrap_or_else(|p| p.into_inner());
+        let stale_before = *lock(&self.stale_before);
         if stale_before.is_some_and(|retired| metrics.created < retired) {
             return Err(RecycleError::message("opened before a failover"));
         }
@@ -158,16 +159,51 @@ impl managed::Manager for LinkManager {
     }
 }
 
-/// `ROLE`'s first element is `master` on a master.
-fn is_master(role: &Value) -> bool {
-    let Value::Array(items) = role else {
-        return false;
+/// Sends `request` on an exclusive connection under `timeout`: the one way every exclusive
+/// connection (a blocking command's attempt, `Handle::connection()`) sends. A connection whose
+/// failure leaves its state unknown (broken, or timed out with a reply possibly still to come,
+/// or a demoted master: `retry::needs_new_connection`, the shared lane's rule) is taken out
+/// and closed, never returned to the pool; after a server error reply (`WRONGTYPE`, ...) the
+/// reply was read in full and the connection is as good as before, so it stays: a user's
+/// `WATCH`/`MULTI` sequence goes on after a command error. `None`: discarded before.
+pub(crate) async fn send_exclusive(
+    connection: &mut Option<PooledLink>,
+    request: &Request<'_>,
+    timeout: Option<std::time::Duration>,
+) -> Result<Reply, RedisError> {
+    let Some(link) = connection.as_mut() else {
+        return Err(RedisError::from((
+            redis::ErrorKind::Io,
+            "connection was discarded after a failure",
+        )));
     };
-    items
-        .first()
-        .cloned()
-        .map(String::from_redis_value)
-        .is_some_and(|role| role.is_ok_and(|role| role == "master"))
+    let result = with_timeout(timeout, request.send(link)).await;
+    if result
+        .as_ref()
+        .is_err_and(crate::retry::needs_new_connection)
+    {
+        discard(connection);
+    }
+    result
+}
+
+/// Closes a checked-out connection instead of returning it to the pool.
+pub(crate) fn discard(connection: &mut Option<PooledLink>) {
+    if let Some(link) = connection.take() {
+        drop(managed::Object::take(link));
+    }
+}
+
+pub(crate) fn pool_error(error: managed::PoolError<RedisError>) -> RedisError {
+    use managed::PoolError;
+    match error {
+        PoolError::Backend(e) => e,
+        PoolError::Timeout(kind) => RedisError::from(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("pool {kind:?} timeout"),
+        )),
+        other => RedisError::from((redis::ErrorKind::Io, "pool", other.to_string())),
+    }
 }
 
 pub(crate) fn exclusive_pool(

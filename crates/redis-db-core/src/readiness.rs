@@ -5,8 +5,6 @@ use std::time::{Duration, Instant};
 
 use redis::{ErrorKind, RedisError, ServerErrorKind};
 
-use crate::lane::Lane;
-
 /// Per-target readiness gate. Calls pass it with one atomic load while the server is ready;
 /// once a call sees `LOADING`, later calls wait here too, and one of them probes for all.
 ///
@@ -69,16 +67,20 @@ impl Readiness {
         }
     }
 
-    /// Returns once a probe `PING` is answered without `LOADING`, or `StillLoading` at `deadline`.
+    /// Returns once a probe `PING` (`ping`) is answered without `LOADING`, or `StillLoading` at `deadline`.
     /// A probe that times out or cannot connect counts as not ready yet: a loading server may not
     /// answer at all for a while.
-    pub async fn wait(
+    pub async fn wait<Ping, Fut>(
         &self,
-        lane: &Lane,
+        ping: &mut Ping,
         poll_interval: Duration,
         probe_timeout: Duration,
         deadline: Instant,
-    ) -> Result<(), StillLoading> {
+    ) -> Result<(), StillLoading>
+    where
+        Ping: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<(), RedisError>>,
+    {
         if !self.is_loading() {
             return Ok(());
         }
@@ -94,7 +96,7 @@ impl Readiness {
                 return Err(StillLoading);
             }
             let budget = probe_timeout.min(deadline - now);
-            let outcome = probe(lane, budget).await;
+            let outcome = probe(ping(), budget).await;
             if outcome == Probe::Ready {
                 self.loading.store(false, Ordering::Release);
                 tracing::info!("redis-db: server finished loading");
@@ -124,9 +126,12 @@ pub(crate) fn is_refused(error: &RedisError) -> bool {
     error.kind() == ErrorKind::Server(ServerErrorKind::NoPerm)
 }
 
-/// One readiness probe.
-async fn probe(lane: &Lane, budget: Duration) -> Probe {
-    match tokio::time::timeout(budget, lane.ping()).await {
+/// One readiness probe: `ping` (the shared lane's `PING`) within `budget`.
+async fn probe(
+    ping: impl std::future::Future<Output = Result<(), RedisError>>,
+    budget: Duration,
+) -> Probe {
+    match tokio::time::timeout(budget, ping).await {
         Ok(Ok(_)) => Probe::Ready,
         Ok(Err(e)) if is_refused(&e) => Probe::Refused,
         Ok(Err(e)) if e.kind() == ErrorKind::Server(ServerErrorKind::BusyLoading) => {

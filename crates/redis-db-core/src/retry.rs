@@ -133,6 +133,13 @@ mod tests {
                 Stage::Command,
                 Verdict::RetryAny,
             ),
+            // A demoted master refused the write without running it: any command is re-sent,
+            // on a new connection (`needs_new_connection`), which finds the new master.
+            (
+                server_error("READONLY You can't write against a read only replica."),
+                Stage::Command,
+                Verdict::RetryAny,
+            ),
             (
                 io_error(io::ErrorKind::ConnectionRefused),
                 Stage::Connect,

@@ -21,8 +21,10 @@
 //! type; with it, a call made while INFO is filtered out everywhere costs one load of
 //! tracing's level filter.
 
-use crate::core::{Request, Slot, Target};
+use crate::database::Database;
 use crate::error::Error;
+use crate::target::Target;
+use crate::wire::Request;
 
 /// The span of one call (nothing without the feature).
 pub(crate) struct CallSpan {
@@ -35,7 +37,7 @@ pub(crate) struct CallSpan {
 #[inline(always)]
 pub(crate) fn start(
     _record: bool,
-    _slot: &Slot,
+    _database: &Database,
     _target: &Target,
     _request: &Request<'_>,
 ) -> CallSpan {
@@ -48,9 +50,14 @@ pub(crate) fn start(
 pub(crate) fn finish<T>(_span: CallSpan, _result: &Result<T, Error>) {}
 
 #[cfg(feature = "otel-spans")]
-pub(crate) fn start(record: bool, slot: &Slot, target: &Target, request: &Request<'_>) -> CallSpan {
+pub(crate) fn start(
+    record: bool,
+    database: &Database,
+    target: &Target,
+    request: &Request<'_>,
+) -> CallSpan {
     let span = if record && tracing::level_enabled!(tracing::Level::INFO) {
-        open(slot, target, request)
+        open(database, target, request)
     } else {
         tracing::Span::none()
     };
@@ -58,23 +65,23 @@ pub(crate) fn start(record: bool, slot: &Slot, target: &Target, request: &Reques
 }
 
 #[cfg(feature = "otel-spans")]
-fn open(slot: &Slot, target: &Target, request: &Request<'_>) -> tracing::Span {
+fn open(database: &Database, target: &Target, request: &Request<'_>) -> tracing::Span {
     use tracing::field::Empty;
     let operation = crate::metrics::Operation::of(request);
     let operation = operation.as_str();
-    let (address, port) = endpoint(&target.address);
+    let (address, port) = endpoint(target.address());
     tracing::info_span!(
         "redis_db.call",
         otel.name = operation,
         otel.kind = "client",
         otel.status_code = Empty,
         db.system.name = "redis",
-        db.namespace = %target.db,
+        db.namespace = %target.db(),
         db.operation.name = operation,
         server.address = address,
         server.port = port,
         error.type = Empty,
-        redis_db.database = slot.name.as_str(),
+        redis_db.database = database.name(),
     )
 }
 

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
+use crate::database::Inner;
+use crate::lock::lock;
 use crate::shard::{self, SHARDS};
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
@@ -180,11 +182,56 @@ fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 3_600_000_000, 2).expect("constant histogram bounds are valid")
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // Counters stay meaningful even if a thread panicked while holding the lock.
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+/// `stats()`: each target's figures once, then one entry per database (an alias shows its
+/// target's), with the health monitor's last verdict.
+pub(crate) fn snapshot(inner: &Inner) -> Stats {
+    let last_health = inner.last_health();
+    let mut totals = Totals::default();
+    let per_target: Vec<DatabaseStats> = inner
+        .targets()
+        .iter()
+        .map(|target| {
+            let mut stats = DatabaseStats::default();
+            let counters = target.counters();
+            counters.snapshot_into(&mut stats);
+            let status = target.pool().status();
+            counters.snapshot_connections(&mut stats, status.size);
+            stats.pool = PoolStats {
+                max_size: status.max_size,
+                size: status.size,
+                idle: status.available,
+                in_use: status.size.saturating_sub(status.available),
+                waiting: status.waiting,
+            };
+            stats.circuit = target.breaker().state();
+            stats.circuit_openings = target.breaker().openings();
+            totals.commands += stats.commands;
+            totals.failures += stats.failures;
+            totals.retries += stats.retries;
+            totals.connections_created += stats.connections_created;
+            totals.connections_closed += stats.connections_closed;
+            stats
+        })
+        .collect();
+    let databases = inner
+        .databases()
+        .iter()
+        .map(|database| DatabaseStats {
+            name: database.name().to_owned(),
+            db: database.db(),
+            alias_of: database.alias_of().map(str::to_owned),
+            health: last_health
+                .as_ref()
+                .and_then(|h| h.database(database.name()))
+                .map(|h| h.state),
+            ..per_target[database.target()].clone()
+        })
+        .collect();
+    Stats {
+        uptime_seconds: inner.uptime().as_secs_f64(),
+        totals,
+        databases,
+    }
 }
 
 /// A snapshot of every database's figures. Serialized:

@@ -24,11 +24,13 @@ use redis_db_config::{Config, Retry, Topology};
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::task::JoinHandle;
 
+use crate::call::Failure;
 use crate::connector::{Connector, Link, Role};
-use crate::core::{Failure, Inner};
+use crate::database::Database;
 use crate::error::Error;
 use crate::retry::{self, Stage};
 use crate::stats::Counters;
+use crate::target::Target;
 
 /// How often a subscriber on a Sentinel-managed endpoint asks its node for `ROLE`: a master
 /// demoted by a failover keeps its subscribers' connections open but no longer receives the
@@ -587,24 +589,26 @@ impl Drop for Subscriber {
 /// Opens a subscriber on the database at `position`: the first connection is made here,
 /// through the database's breaker, readiness gate and retries, so that an unreachable server is
 /// an error now rather than a stream that never yields.
-pub(crate) async fn open(inner: &Arc<Inner>, position: usize) -> Result<Subscriber, Error> {
-    let (slot, target) = inner.slot(position);
-    let config: &Config = &inner.config;
+pub(crate) async fn open(
+    config: &Config,
+    slot: &Database,
+    target: &Target,
+) -> Result<Subscriber, Error> {
     let owner = config
         .databases
         .iter()
-        .find(|d| d.name == target.name)
+        .find(|d| d.name == target.name())
         .ok_or_else(|| Error::Command {
-            database: slot.name.clone(),
-            db: slot.db,
+            database: slot.name().to_owned(),
+            db: slot.db(),
             source: RedisError::from((ErrorKind::Client, "database missing from the config")),
         })?;
     let (connection, topology) = config.endpoint_of(owner);
-    let database: Arc<str> = Arc::from(slot.name.as_str());
+    let database: Arc<str> = Arc::from(slot.name());
     let invalid = |source: RedisError| Error::Unreachable {
-        database: slot.name.clone(),
-        db: slot.db,
-        address: target.address.clone(),
+        database: slot.name().to_owned(),
+        db: slot.db(),
+        address: target.address().to_owned(),
         attempts: 0,
         source,
     };
@@ -624,33 +628,39 @@ pub(crate) async fn open(inner: &Arc<Inner>, position: usize) -> Result<Subscrib
         connector,
         connection_config: crate::pool::connection_config(config),
         connect_timeout: config.connect_timeout,
-        timeout: slot.timeout,
+        timeout: slot.timeout(),
         retry: config.retry,
         sentinel,
         check_every,
         sink: Sink {
             messages,
             shared: shared.clone(),
-            counters: target.counters.clone(),
+            counters: target.counters().clone(),
             database: database.clone(),
-            db: slot.db,
+            db: slot.db(),
             max_bytes: Subscriber::BUFFER_BYTES,
         },
         wake: Arc::new(Notify::new()),
         database: database.clone(),
-        address: target.address.clone(),
+        address: target.address().to_owned(),
     };
-    let live = inner
-        .guarded(slot, true, Some(config.connect_timeout), || async {
-            opener
-                .open()
-                .await
-                .map_err(|e| Failure::Redis(e, Stage::Connect))
-        })
+    let live = target
+        .guarded(
+            slot.key(),
+            config,
+            true,
+            Some(config.connect_timeout),
+            || async {
+                opener
+                    .open()
+                    .await
+                    .map_err(|e| Failure::Redis(e, Stage::Connect))
+            },
+        )
         .await?;
     let (control, requests) = mpsc::channel(16);
-    let desired = Desired::new(target.counters.clone());
-    let task = tokio::spawn(run(opener, desired, live, requests, slot.db));
+    let desired = Desired::new(target.counters().clone());
+    let task = tokio::spawn(run(opener, desired, live, requests, slot.db()));
     Ok(Subscriber {
         control,
         inbox: Inbox {
@@ -659,7 +669,7 @@ pub(crate) async fn open(inner: &Arc<Inner>, position: usize) -> Result<Subscrib
         },
         task,
         database,
-        db: slot.db,
+        db: slot.db(),
     })
 }
 

@@ -58,6 +58,57 @@ pub(crate) fn certificates(options: &TlsOptions) -> Result<Option<TlsCertificate
     }))
 }
 
+/// A TLS handshake that failed over a certificate (the server's, not signed by the CA we trust
+/// or not naming the host; or ours, refused by the server) fails the same way every time: it is
+/// turned into a configuration error, which is never retried, naming the endpoint and the reason.
+/// Any other error is returned as it was. Matched on rustls's wording, because redis-rs passes
+/// some errors on as text only (a cluster's "Failed to create initial connections").
+pub(crate) fn refusal(error: RedisError, endpoint: impl FnOnce() -> String) -> RedisError {
+    let text = error.to_string();
+    let Some(hint) = certificate_refusal(&text) else {
+        return error;
+    };
+    RedisError::from((
+        ErrorKind::InvalidClientConfig,
+        "TLS certificate refused",
+        format!(
+            "the TLS handshake with {} failed: {text}; {hint} (not retried: it fails the same way every time)",
+            endpoint()
+        ),
+    ))
+}
+
+/// What to check, when `text` (a connection error) is a certificate refusal.
+fn certificate_refusal(text: &str) -> Option<&'static str> {
+    const SERVER_CERTIFICATE: &str = "invalid peer certificate: ";
+    // Alerts a server sends when it refuses the client's certificate (or its absence).
+    const CLIENT_CERTIFICATE_ALERTS: &[&str] = &[
+        "CertificateRequired",
+        "BadCertificate",
+        "UnsupportedCertificate",
+        "CertificateRevoked",
+        "CertificateExpired",
+        "CertificateUnknown",
+        "UnknownCA",
+        "AccessDenied",
+    ];
+    if let Some(at) = text.find(SERVER_CERTIFICATE) {
+        let reason = &text[at + SERVER_CERTIFICATE.len()..];
+        return Some(if reason.starts_with("UnknownIssuer") {
+            "the server's certificate is not signed by the CA in `tls.ca_file` (or, without one, by a built-in web root)"
+        } else if reason.contains("NotValidForName") || reason.contains("not valid for name") {
+            "the server's certificate does not name the host connected to: connect by a name the certificate lists, or fix the certificate"
+        } else {
+            "check the server's certificate and `tls.ca_file`"
+        });
+    }
+    let alert = text.split("received fatal alert: ").nth(1)?;
+    CLIENT_CERTIFICATE_ALERTS
+        .iter()
+        .any(|name| alert.starts_with(name))
+        .then_some("the server refused the client certificate (or its absence): check `tls.cert_file` and `tls.key_file`")
+}
+
 fn read(key: &str, path: &Path) -> Result<Vec<u8>, RedisError> {
     std::fs::read(path).map_err(|e| {
         let shown = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
@@ -90,6 +141,37 @@ mod tests {
             .join("no/such/client.pem")
             .to_str()
             .is_some_and(|p| error.contains(p)));
+    }
+
+    #[test]
+    fn certificate_refusals_are_final_and_other_errors_pass() {
+        let io = |text: &str| {
+            RedisError::from(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                text.to_owned(),
+            ))
+        };
+        for (text, hint) in [
+            ("invalid peer certificate: UnknownIssuer", "`tls.ca_file`"),
+            ("invalid peer certificate: certificate not valid for name \"127.0.0.1\"; certificate is only valid for DnsName(\"elsewhere.example\")", "does not name the host"),
+            ("received fatal alert: CertificateRequired", "`tls.cert_file`"),
+            ("Failed to create initial connections - received fatal alert: BadCertificate", "`tls.cert_file`"),
+        ] {
+            let error = refusal(io(text), || "rediss://127.0.0.1:1".to_owned());
+            assert_eq!(error.kind(), ErrorKind::InvalidClientConfig, "{text}");
+            let shown = error.to_string();
+            assert!(shown.contains("rediss://127.0.0.1:1") && shown.contains(text) && shown.contains(hint), "{shown}");
+        }
+        for text in [
+            "Connection refused (os error 111)",
+            "received fatal alert: DecodeError",
+        ] {
+            assert_eq!(
+                refusal(io(text), || unreachable!()).kind(),
+                ErrorKind::Io,
+                "{text}"
+            );
+        }
     }
 
     #[test]

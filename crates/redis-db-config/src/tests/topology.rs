@@ -526,7 +526,7 @@ fn section_keys_and_values() {
     assert_eq!(e.help.as_deref(), Some("did you mean `read_from`?"));
     error_at(
         &with("cluster:\n  nodes: [\"c:1\"]\n  numbered: true\n"),
-        "unknown key `numbered` in `cluster` (valid keys: nodes, read_from, numbered_databases)",
+        "unknown key `numbered` in `cluster` (valid keys: nodes, read_from, numbered_databases, topology_refresh)",
         6,
         3,
     );
@@ -554,6 +554,18 @@ fn section_keys_and_values() {
         "`cluster.numbered_databases` must be true or false",
         6,
         23,
+    );
+    error_at(
+        &with("cluster:\n  nodes: [\"c:1\"]\n  topology_refresh: 0\n"),
+        "`cluster.topology_refresh` must be greater than 0, found 0",
+        6,
+        21,
+    );
+    error_at(
+        &with("endpoints:\n  e:\n    cluster:\n      nodes: [\"c:1\"]\n      topology_refresh: soon\n"),
+        "`cluster.topology_refresh` of endpoint `e` must be",
+        8,
+        25,
     );
     error_at(
         &with("sentinel: [a]\n"),
@@ -691,6 +703,28 @@ fn overlay_error(base: &str, text: &str, needle: &str, line: usize, column: usiz
     assert_eq!(e.location, Some(crate::Location { line, column }), "{e}");
     assert!(e.help.is_some());
     e
+}
+
+#[test]
+fn topology_refresh_is_per_cluster_endpoint_with_a_60_s_default() {
+    let cfg = valid(CLUSTER);
+    assert_eq!(cfg.topology_refresh, std::time::Duration::from_secs(60));
+    let text = CLUSTER.replace(
+        "numbered_databases: false\n",
+        "numbered_databases: false\n      topology_refresh: 2.5\n",
+    );
+    let cfg = valid(&text);
+    assert_eq!(cfg.topology_refresh_of(&cfg.databases[0]).as_secs(), 60);
+    assert_eq!(
+        cfg.topology_refresh_of(&cfg.databases[1]),
+        std::time::Duration::from_millis(2500)
+    );
+    let cfg = overlay(CLUSTER, "cluster:\n  topology_refresh: 5\n").expect("valid");
+    assert_eq!(cfg.topology_refresh.as_secs(), 5);
+    assert_eq!(
+        cfg.endpoint("sessions").unwrap().topology_refresh.as_secs(),
+        60
+    );
 }
 
 #[test]
