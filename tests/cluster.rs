@@ -445,26 +445,30 @@ async fn read_from_replica_serves_reads_from_replicas() {
             (r == m).then_some(()).ok_or(format!("{r} vs {m}"))
         });
     }
-    // The refresh is the client's own event: wait until a read reaches a replica, well within
-    // the 60 s timer (so the quick re-check after a replica-less map did it).
-    let replica_gets = |cluster: &ClusterSet| -> u64 {
+    // The refresh is the client's own event: wait until reads reach every shard's replica, well
+    // within the 60 s timer (so the quick re-checks after a replica-less map did it). The
+    // replicas may be listed one shard at a time, so one replica serving reads is not enough.
+    let replicas_without_reads = |cluster: &ClusterSet| -> usize {
         cluster
             .replicas()
             .iter()
-            .map(|r| cluster_stat(r.port, "get"))
-            .sum()
+            .filter(|r| cluster_stat(r.port, "get") == 0)
+            .count()
     };
     let refreshed = Instant::now();
-    while replica_gets(&cluster) == 0 {
+    while replicas_without_reads(&cluster) > 0 {
         assert!(
             refreshed.elapsed() < Duration::from_secs(20),
-            "no read reached a replica within 20 s of the replicas being listed"
+            "reads did not reach every replica within 20 s of the replicas being listed"
         );
-        let _: Option<i64> = db.main().get("r:0").await.unwrap();
+        // 30 keys span the three shards.
+        for i in 0..30 {
+            let _: Option<i64> = db.main().get(format!("r:{i}")).await.unwrap();
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     eprintln!(
-        "[read_from replica] first read on a replica {:?} after the replicas caught up",
+        "[read_from replica] reads on every replica {:?} after the replicas caught up",
         refreshed.elapsed()
     );
     for node in &cluster.nodes {

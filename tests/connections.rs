@@ -4,54 +4,14 @@
 
 mod support;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use redis_db::redis::AsyncCommands;
 use redis_db::Error;
-use support::{wait_for_async, RedisServer};
+use support::{keepalive_timers, wait_for_async, RedisServer};
 
 #[redis_db::databases(config = "tests/fixtures/runtime.yaml")]
 pub enum Db {}
-
-/// The keepalive timers (seconds left) of the established client sockets towards `port`, from
-/// `ss -tnoH state established dst 127.0.0.1:PORT`. `None` for a socket without a keepalive timer.
-fn keepalive_timers(port: u16) -> Vec<Option<u64>> {
-    let output = Command::new("ss")
-        .args([
-            "-tnoH",
-            "state",
-            "established",
-            "dst",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .output()
-        .expect("ss(8) from iproute2 is needed by this test");
-    assert!(
-        output.status.success(),
-        "ss failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter(|line| !line.trim().is_empty())
-        .map(|line| {
-            // e.g. `timer:(keepalive,44sec,0)` or `timer:(keepalive,119min,0)`
-            let timer = line.split("timer:(keepalive,").nth(1)?;
-            let value = timer.split(',').next()?;
-            if let Some(min) = value.strip_suffix("min") {
-                // `1min30sec` style values also start with minutes
-                return min.split("min").next()?.parse::<u64>().ok().map(|m| m * 60);
-            }
-            let secs = value.trim_end_matches("sec");
-            let secs = secs.split('.').next()?;
-            match secs.split_once("min") {
-                Some((m, s)) => Some(m.parse::<u64>().ok()? * 60 + s.parse::<u64>().ok()?),
-                None => secs.parse().ok(),
-            }
-        })
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keepalive_settings_are_on_every_socket() {

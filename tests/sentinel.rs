@@ -56,6 +56,47 @@ async fn connect(set: &SentinelSet, read_from: ReadFrom) -> DbClient {
         .expect("connect through the sentinels")
 }
 
+/// The failover follower's subscription to a sentinel is a socket like any other: it has the
+/// configured keepalive (it was once opened without the endpoint's TCP settings).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sentinel_subscription_has_keepalive() {
+    let set = SentinelSet::start();
+    let topology = sentinel_topology(&set.sentinel_addresses(), MASTER_NAME, ReadFrom::Master);
+    let _db = Db::builder()
+        .ignore_environment()
+        .configure(move |c| {
+            c.topology = topology;
+            c.keepalive.idle = Duration::from_secs(45);
+        })
+        .connect()
+        .await
+        .expect("connect through the sentinels");
+    let on_sentinels = || -> Vec<Option<u64>> {
+        set.sentinels
+            .iter()
+            .flat_map(|s| support::keepalive_timers(s.port()))
+            .collect()
+    };
+    // The follower subscribes in the background, right after connect.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while on_sentinels().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "no socket to any sentinel 20 s after connect"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let timers = on_sentinels();
+    for timer in &timers {
+        let secs =
+            timer.unwrap_or_else(|| panic!("a sentinel socket without keepalive: {timers:?}"));
+        assert!(
+            (30..=45).contains(&secs),
+            "keepalive idle 45 s expected, OS default is ~7200 s: {timers:?}"
+        );
+    }
+}
+
 /// Writers of the load: plain `RPUSH`, and `RPUSH; WAIT 2 500` pipelines.
 const PLAIN_WRITERS: usize = 2;
 const CONFIRMING_WRITERS: usize = 2;
@@ -372,4 +413,94 @@ async fn a_wrong_master_name_fails_connect_naming_the_database_and_endpoint() {
     assert!(text.contains("sentinel"), "{text}");
     assert!(text.contains("nosuchmaster"), "{text}");
     assert!(text.contains(&addresses[0]), "{text}");
+}
+
+/// A pipeline whose every command a demoted master refused with `READONLY` was not run: it is
+/// re-sent on a new connection (as `LOADING`/`TRYAGAIN`/`MASTERDOWN` are), not handed back as
+/// replies. The endpoint points at a replica, the state of a master just demoted by a failover;
+/// once it is promoted (`REPLICAOF NO ONE`), the retried pipelines run there, exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipeline_refused_with_readonly_is_retried_on_a_new_connection() {
+    let master = RedisServer::start(&[]);
+    let demoted = RedisServer::start(&["--replicaof", "127.0.0.1", &master.port().to_string()]);
+    let db = Db::builder()
+        .ignore_environment()
+        .url(demoted.url())
+        .configure(|c| {
+            c.topology = Topology::Standalone;
+            // About 15 s of retries: ample time to see the refusals and promote the node.
+            c.retry.attempts = 40;
+            c.retry.delay = Duration::from_millis(100);
+            c.retry.max_delay = Duration::from_millis(400);
+        })
+        .connect()
+        .await
+        .expect("connect to the replica");
+    let main_stats = || db.stats().database("main").cloned().expect("main's stats");
+    let before = main_stats();
+
+    let plain = tokio::spawn({
+        let mut main = db.main();
+        async move {
+            redis::pipe()
+                .rpush("ro:list", "plain")
+                .incr("ro:n", 1)
+                .query_async::<(i64, i64)>(&mut main)
+                .await
+        }
+    });
+    let atomic = tokio::spawn({
+        let mut main = db.main();
+        async move {
+            redis::pipe()
+                .atomic()
+                .rpush("ro:list", "atomic")
+                .incr("ro:n", 10)
+                .query_async::<(i64, i64)>(&mut main)
+                .await
+        }
+    });
+    // Both refused and being retried: not returned to the caller.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while main_stats().retries < before.retries + 4 {
+        assert!(
+            !plain.is_finished() && !atomic.is_finished(),
+            "a READONLY pipeline was handed back instead of retried"
+        );
+        assert!(Instant::now() < deadline, "no retry seen within 10 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut raw = demoted.raw(0);
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("NO")
+        .arg("ONE")
+        .query(&mut raw)
+        .unwrap();
+
+    let plain = plain
+        .await
+        .unwrap()
+        .expect("the plain pipeline, once promoted");
+    let atomic = atomic
+        .await
+        .unwrap()
+        .expect("the atomic pipeline, once promoted");
+    let mut replies = [plain, atomic];
+    replies.sort();
+    let n: i64 = redis::cmd("GET").arg("ro:n").query(&mut raw).unwrap();
+    let list: Vec<String> = redis::cmd("LRANGE")
+        .arg("ro:list")
+        .arg(0)
+        .arg(-1)
+        .query(&mut raw)
+        .unwrap();
+    assert_eq!(n, 11, "each pipeline applied exactly once ({replies:?})");
+    assert_eq!(list.len(), 2, "{list:?}");
+    let after = main_stats();
+    assert!(
+        after.connections_created > before.connections_created,
+        "the refusing connection was replaced: created {} -> {}",
+        before.connections_created,
+        after.connections_created
+    );
 }

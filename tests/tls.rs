@@ -23,10 +23,10 @@ fn on(server: &TlsServer, certs: &Certificates, tls: &str) -> redis_db::Builder<
         .config_file(file)
 }
 
-/// A certificate refusal fails the same way every time: it must fail at the first attempt. With
-/// a 10 s first backoff, a single retry would take over 10 s; the refusal itself takes
-/// milliseconds. Returns the error text.
-async fn refused_at_once(builder: redis_db::Builder<Db>, server: &TlsServer, why: &str) -> String {
+/// A certificate refusal fails the same way every time: it must fail at the first attempt, as
+/// `Error::Tls` naming the database and `endpoint`. With a 10 s first backoff, a single retry
+/// would take over 10 s; the refusal itself takes milliseconds. Returns the error text.
+async fn refused_at_once(builder: redis_db::Builder<Db>, endpoint: &str, why: &str) -> String {
     let started = Instant::now();
     let error = builder
         .configure(|c| {
@@ -44,12 +44,18 @@ async fn refused_at_once(builder: redis_db::Builder<Db>, server: &TlsServer, why
         elapsed < Duration::from_secs(5),
         "{why}: retried ({elapsed:?}): {text}"
     );
-    assert!(
-        matches!(error, redis_db::Error::Command { .. }),
-        "{why}: a configuration error, not a connection failure: {error:?}"
-    );
+    match &error {
+        redis_db::Error::Tls {
+            database, address, ..
+        } => {
+            assert_eq!(database, "main", "{text}");
+            assert_eq!(address, endpoint, "{text}");
+        }
+        other => panic!("{why}: not Error::Tls: {other:?}"),
+    }
     assert!(text.contains("`main`"), "{text}");
-    assert!(text.contains(&server.url()), "names the endpoint: {text}");
+    assert!(text.contains(endpoint), "names the endpoint: {text}");
+    assert!(text.contains("TLS handshake refused"), "{text}");
     assert!(text.contains("not retried"), "{text}");
     text
 }
@@ -122,7 +128,7 @@ async fn mutual_tls_is_accepted_with_a_client_certificate_and_refused_without() 
 
     let text = refused_at_once(
         on(&server, &certs, &ca_line(&certs)),
-        &server,
+        &server.url(),
         "no client certificate",
     )
     .await;
@@ -134,7 +140,7 @@ async fn mutual_tls_is_accepted_with_a_client_certificate_and_refused_without() 
     let foreign = format!("{}{}", ca_line(&certs), client_lines(&stranger));
     let text = refused_at_once(
         on(&server, &certs, &foreign),
-        &server,
+        &server.url(),
         "client certificate of another CA",
     )
     .await;
@@ -149,7 +155,12 @@ async fn a_wrong_ca_is_refused_naming_the_endpoint_and_the_reason() {
     let server = TlsServer::start(&certs, ClientAuth::No);
 
     // A CA that did not sign the server's certificate.
-    let text = refused_at_once(on(&server, &certs, &ca_line(&other)), &server, "wrong CA").await;
+    let text = refused_at_once(
+        on(&server, &certs, &ca_line(&other)),
+        &server.url(),
+        "wrong CA",
+    )
+    .await;
     assert!(text.contains("invalid peer certificate"), "{text}");
     assert!(text.contains("UnknownIssuer"), "{text}");
     assert!(text.contains("`tls.ca_file`"), "{text}");
@@ -177,7 +188,7 @@ async fn a_certificate_for_another_host_is_refused_at_once() {
     let server = TlsServer::start_with(&certs, ClientAuth::No, "elsewhere");
     let text = refused_at_once(
         on(&server, &certs, &ca_line(&certs)),
-        &server,
+        &server.url(),
         "hostname mismatch",
     )
     .await;
@@ -333,20 +344,21 @@ async fn a_cluster_over_tls_with_a_private_ca() {
     let v: i64 = db.main().get("k7").await.unwrap();
     assert_eq!(v, 7);
 
-    // The compiled CA signed nothing: refused, naming the cluster.
-    let text = cluster::TlsCluster::builder()
+    // The compiled CA signed nothing: refused at once, naming the cluster.
+    let error = cluster::TlsCluster::builder()
         .ignore_environment()
         .configure(move |c| c.topology = wrong)
         .connect()
         .await
-        .expect_err("the wrong CA is refused")
-        .to_string();
+        .expect_err("the wrong CA is refused");
+    let text = error.to_string();
     eprintln!("[cluster, wrong CA] {text}");
-    assert!(text.contains(&format!("cluster {seed}")), "{text}");
     assert!(
-        text.contains("UnknownIssuer") || text.contains("certificate"),
-        "{text}"
+        matches!(&error, redis_db::Error::Tls { address, .. } if *address == format!("cluster {seed}")),
+        "{error:?}"
     );
+    assert!(text.contains("UnknownIssuer"), "{text}");
+    assert!(text.contains("`tls.ca_file`"), "{text}");
 }
 
 /// `REDIS_URL=rediss://...` and a `REDIS_DB_CONFIG` file naming the CA: `Db::connect()` speaks
@@ -395,4 +407,143 @@ fn rediss_from_the_environment() {
             assert!(text.contains("at redis://127.0.0.1:"), "{text}");
         }
     });
+}
+
+mod sentinel {
+    //! A Sentinel deployment on TLS only (CONTRACT section 11: the endpoint's `tls:` keys):
+    //! the sentinels listen on `tls-port` alone and ask for a client certificate, so the SDK
+    //! reaches both the sentinels and the master it is told of over mutual TLS.
+
+    use super::*;
+    use redis_db::config::{ReadFrom, Sentinel, Topology};
+    use support::topology::{settle, MASTER_NAME};
+    use tls_support::TlsSentinelSet;
+
+    fn topology(set: &TlsSentinelSet, read_from: ReadFrom) -> Topology {
+        Topology::Sentinel(Sentinel {
+            master_name: MASTER_NAME.to_owned(),
+            nodes: set
+                .sentinel_addresses()
+                .iter()
+                .map(|a| a.parse().expect("host:port"))
+                .collect(),
+            username: None,
+            password: None,
+            read_from,
+        })
+    }
+
+    /// `tls` (a `tls:` section's YAML) on the Sentinel endpoint of `set`.
+    fn through(
+        set: &TlsSentinelSet,
+        certs: &Certificates,
+        read_from: ReadFrom,
+        tls: &str,
+    ) -> redis_db::Builder<Db> {
+        let topology = topology(set, read_from);
+        let file = runtime_file(certs, "sentinel.yaml", &format!("tls:\n{tls}"));
+        Db::builder()
+            .ignore_environment()
+            .config_file(file)
+            .configure(move |c| {
+                c.topology = topology;
+                // Enough to ride out a failover (the old master answers READONLY, then the
+                // sentinels name the new one).
+                c.retry.attempts = 10;
+                c.retry.delay = Duration::from_millis(100);
+                c.retry.max_delay = Duration::from_millis(500);
+            })
+    }
+
+    fn endpoint(set: &TlsSentinelSet) -> String {
+        format!(
+            "sentinel master `{MASTER_NAME}` via {}",
+            set.sentinel_addresses().join(",")
+        )
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_sentinel_managed_master_over_mutual_tls_follows_a_failover() {
+        let certs = Certificates::new("sentinel");
+        let set = TlsSentinelSet::start(&certs, ClientAuth::Required);
+        let tls = format!("{}{}", ca_line(&certs), client_lines(&certs));
+        let db = through(&set, &certs, ReadFrom::Master, &tls)
+            .connect()
+            .await
+            .unwrap_or_else(|e| panic!("connect through TLS sentinels: {e}\n{}", set.logs()));
+        let old = set.nodes[0].port();
+        let _: () = db.cache().set("where", "before").await.unwrap();
+        let on_master = set.node(old).cli(&["-n", "3", "GET", "where"]);
+        assert_eq!(
+            on_master.trim(),
+            "before",
+            "the write landed on the master, db 3"
+        );
+
+        // Replica reads take the same road (the replica the sentinels name, over TLS).
+        let replicas = through(&set, &certs, ReadFrom::Replica, &tls)
+            .connect()
+            .await
+            .unwrap_or_else(|e| panic!("read_from: replica through TLS sentinels: {e}"));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let seen: Option<String> = replicas.cache().get("where").await.unwrap();
+            if seen.as_deref() == Some("before") {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the replica never served the write"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+
+        set.failover();
+        let new = set.wait_for_new_master(old, Duration::from_secs(30));
+        // The old master comes back as a replica of the new one: a write sent now may meet
+        // it (READONLY, refused without running), and is re-sent to the new master.
+        settle(Duration::from_secs(30), "the old master demoted", || {
+            let role = set.node(old).role();
+            (role == "slave").then_some(()).ok_or(role)
+        });
+        let n: i64 = db
+            .cache()
+            .incr("after", 1)
+            .await
+            .unwrap_or_else(|e| panic!("write after the failover: {e}\n{}", set.logs()));
+        assert_eq!(n, 1, "applied once");
+        let on_new = set.node(new).cli(&["-n", "3", "GET", "after"]);
+        assert_eq!(
+            on_new.trim(),
+            "1",
+            "the write landed on the new master :{new}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn tls_sentinels_refuse_a_wrong_ca_and_a_missing_client_certificate_at_once() {
+        let certs = Certificates::new("sentinel-refusals");
+        let other = Certificates::new("sentinel-other-ca");
+        let set = TlsSentinelSet::start(&certs, ClientAuth::Required);
+        let endpoint = endpoint(&set);
+
+        let wrong_ca = format!("{}{}", ca_line(&other), client_lines(&certs));
+        let text = refused_at_once(
+            through(&set, &certs, ReadFrom::Master, &wrong_ca),
+            &endpoint,
+            "sentinels with a wrong CA",
+        )
+        .await;
+        assert!(text.contains("UnknownIssuer"), "{text}");
+        assert!(text.contains("`tls.ca_file`"), "{text}");
+
+        let text = refused_at_once(
+            through(&set, &certs, ReadFrom::Master, &ca_line(&certs)),
+            &endpoint,
+            "sentinels without a client certificate",
+        )
+        .await;
+        assert!(text.contains("CertificateRequired"), "{text}");
+        assert!(text.contains("`tls.cert_file`"), "{text}");
+    }
 }

@@ -339,3 +339,43 @@ pub async fn wait_for_async(within: Duration, what: &str, mut condition: impl Fn
 pub fn unused_port() -> u16 {
     free_port()
 }
+
+/// The keepalive timers (seconds left) of this process's established sockets towards `port`,
+/// from `ss -tnopH state established dst 127.0.0.1:PORT` (other processes' sockets, e.g. between
+/// sentinels, are left out). `None` for a socket without a keepalive timer.
+pub fn keepalive_timers(port: u16) -> Vec<Option<u64>> {
+    let output = std::process::Command::new("ss")
+        .args([
+            "-tnopH",
+            "state",
+            "established",
+            "dst",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .output()
+        .expect("ss(8) from iproute2 is needed by this test");
+    assert!(
+        output.status.success(),
+        "ss failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|line| line.contains(&format!("pid={},", std::process::id())))
+        .map(|line| {
+            // e.g. `timer:(keepalive,44sec,0)` or `timer:(keepalive,119min,0)`
+            let timer = line.split("timer:(keepalive,").nth(1)?;
+            let value = timer.split(',').next()?;
+            if let Some(min) = value.strip_suffix("min") {
+                // `1min30sec` style values also start with minutes
+                return min.split("min").next()?.parse::<u64>().ok().map(|m| m * 60);
+            }
+            let secs = value.trim_end_matches("sec");
+            let secs = secs.split('.').next()?;
+            match secs.split_once("min") {
+                Some((m, s)) => Some(m.parse::<u64>().ok()? * 60 + s.parse::<u64>().ok()?),
+                None => secs.parse().ok(),
+            }
+        })
+        .collect()
+}

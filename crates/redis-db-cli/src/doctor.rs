@@ -249,6 +249,7 @@ fn fix_for(error: &Error, user: &str, db: u32) -> String {
     match error {
         Error::Authentication { .. } => "check the username and password (YAML, REDIS_URL, REDIS_USERNAME/REDIS_PASSWORD, --url)".to_owned(),
         Error::DatabaseOutOfRange { .. } => "raise `databases` in redis.conf, or renumber the database".to_owned(),
+        Error::Tls { .. } => "check the endpoint's `tls:` keys: `ca_file` must hold the CA that signed the server's certificate, the certificate must name the host you connect to, and a server with `tls-auth-clients yes` needs `cert_file` + `key_file`".to_owned(),
         Error::Command { .. } => format!(
             "let the user select databases and run the application's commands, e.g. `ACL SETUSER {user} +select +ping`; verify with `ACL DRYRUN {user} SELECT {db}`"
         ),
@@ -424,5 +425,17 @@ mod tests {
         check.found(Verdict::Fail, "c".into());
         check.found(Verdict::Pass, "d".into());
         assert_eq!(check.verdict, Verdict::Fail);
+    }
+
+    #[test]
+    fn a_tls_refusal_points_at_the_tls_keys() {
+        let refused = Error::Tls {
+            database: "main".to_owned(),
+            db: 0,
+            address: "127.0.0.1:6380".to_owned(),
+            detail: "invalid peer certificate: UnknownIssuer".to_owned(),
+        };
+        let fix = fix_for(&refused, "default", 0);
+        assert!(fix.contains("`tls:`") && fix.contains("ca_file"), "{fix}");
     }
 }

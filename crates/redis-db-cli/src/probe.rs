@@ -5,7 +5,7 @@
 //! the same resolved config with only that target's databases; a connected core then gives
 //! the SDK's own health report, and a failed one the SDK's own error.
 
-use redis_db_config::{Config, Topology};
+use redis_db_config::Config;
 use redis_db_core::{CircuitState, Core, Error, Handle, HealthState};
 
 use crate::facts::{self, ServerFacts};
@@ -86,22 +86,6 @@ pub fn is_acl_denied(error: &Error) -> bool {
         _ => return false,
     };
     text.contains("NOPERM") || text.contains("no permissions")
-}
-
-/// An endpoint's place for people, without credentials.
-pub fn address_of(connection: &redis_db_config::Connection, topology: &Topology) -> String {
-    let nodes = |nodes: &[redis_db_config::NodeAddress]| {
-        nodes
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(",")
-    };
-    match topology {
-        Topology::Standalone => connection.display_address(),
-        Topology::Sentinel(s) => format!("sentinel {} via {}", s.master_name, nodes(&s.nodes)),
-        Topology::Cluster(c) => format!("cluster {}", nodes(&c.nodes)),
-    }
 }
 
 /// One database's row.
@@ -223,7 +207,7 @@ async fn group_rows(
                 db: database.db,
                 alias_of: database.alias_of.clone(),
                 endpoint,
-                address: address_of(connection, topology),
+                address: topology.display_endpoint(connection),
                 state: HealthState::Failed,
                 latency_ms: None,
                 keys,
@@ -279,7 +263,7 @@ async fn servers(config: &Config, survey: &Survey) -> Vec<ServerFacts> {
         let (connection, topology) = config.endpoint_of(on_it[0]);
         let mut facts = ServerFacts {
             endpoint: endpoint.clone(),
-            address: address_of(connection, topology),
+            address: topology.display_endpoint(connection),
             highest_db: on_it.iter().map(|d| d.db).max().unwrap_or(0),
             max_databases: config.max_databases,
             ..ServerFacts::default()

@@ -46,6 +46,7 @@ fn is_permanent(error: &Error) -> bool {
                 | Error::DatabaseOutOfRange { .. }
                 | Error::Config(_)
                 | Error::Command { .. }
+                | Error::Tls { .. }
         )
 }
 

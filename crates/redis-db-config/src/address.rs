@@ -1,12 +1,12 @@
-//! `redis://` / `rediss://` URLs applied to a [`Connection`].
+//! `redis://` / `rediss://` URLs applied to a [`ConnectionSettings`].
 
 use url::{Host, Url};
 
-use crate::model::{Connection, Secret};
+use crate::model::{ConnectionSettings, Secret};
 
 const DEFAULT_PORT: u16 = 6379;
 
-impl Connection {
+impl ConnectionSettings {
     /// Sets host, port, username, password and TLS together from `redis://` or
     /// `rediss://[user[:password]@]host[:port]`. Credentials absent from the URL are cleared,
     /// because the URL describes the whole endpoint.

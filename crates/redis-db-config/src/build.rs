@@ -6,14 +6,14 @@ use std::time::Duration;
 use crate::error::Sink;
 use crate::locate::KeyPath;
 use crate::model::{
-    CircuitBreaker, Cluster, Config, Connection, Database, Keepalive, LogLevel, NamedEndpoint,
-    ReadFrom, Readiness, Retry, Secret, Sentinel, TlsOptions, Topology,
+    CircuitBreaker, Cluster, Config, ConnectionSettings, Database, Keepalive, LogLevel,
+    NamedEndpoint, ReadFrom, Readiness, Retry, Secret, Sentinel, TlsOptions, Topology,
 };
 use crate::raw::{RawConfig, RawEndpoint};
 
 /// The address of a standalone endpoint that states none: `localhost:6379`, no credentials.
-fn default_connection() -> Connection {
-    Connection {
+fn default_connection() -> ConnectionSettings {
+    ConnectionSettings {
         host: "localhost".to_owned(),
         port: 6379,
         username: None,
@@ -109,7 +109,7 @@ pub(crate) fn apply_settings(cfg: &mut Config, raw: &RawConfig, sink: &mut Sink<
 /// `sentinel`/`cluster` section refines the endpoint's current one of that kind (or an
 /// empty one: required keys were checked while reading). `suffix` completes labels.
 pub(crate) fn apply_endpoint(
-    connection: &mut Connection,
+    connection: &mut ConnectionSettings,
     topology: &mut Topology,
     topology_refresh: &mut Duration,
     raw: &RawEndpoint,

@@ -11,7 +11,7 @@ pub struct Config {
     pub databases: Vec<Database>,
     /// The default endpoint's address and credentials (for `sentinel`/`cluster`, the
     /// credentials of the data nodes; host/port are then unused).
-    pub connection: Connection,
+    pub connection: ConnectionSettings,
     /// The default endpoint's topology: standalone (`host`/`port`/`url`), `sentinel` or `cluster`.
     pub topology: Topology,
     /// Further named endpoints (`endpoints:`), in file order; databases pick one with `endpoint:`.
@@ -78,7 +78,7 @@ impl Database {
 /// How an endpoint is deployed.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub enum Topology {
-    /// One server at `Connection::host`/`port`.
+    /// One server at `ConnectionSettings::host`/`port`.
     #[default]
     Standalone,
     /// The master (or replicas) that these sentinels name.
@@ -88,6 +88,25 @@ pub enum Topology {
 }
 
 impl Topology {
+    /// How messages name the endpoint of these settings, without credentials: the server's
+    /// `redis://host:port` when standalone, else the sentinels or cluster seed nodes.
+    pub fn display_endpoint(&self, connection: &ConnectionSettings) -> String {
+        let list = |nodes: &[NodeAddress]| {
+            nodes
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        match self {
+            Topology::Standalone => connection.display_address(),
+            Topology::Sentinel(s) => {
+                format!("sentinel master `{}` via {}", s.master_name, list(&s.nodes))
+            }
+            Topology::Cluster(c) => format!("cluster {}", list(&c.nodes)),
+        }
+    }
+
     /// `standalone`, `sentinel` or `cluster`: the YAML key that selects this kind.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -197,7 +216,7 @@ pub struct NamedEndpoint {
     /// The key under `endpoints:`.
     pub name: String,
     /// Address (standalone) and data-node credentials.
-    pub connection: Connection,
+    pub connection: ConnectionSettings,
     /// How it is deployed.
     pub topology: Topology,
     /// `cluster.topology_refresh` of this endpoint (see [`Config::topology_refresh`]).
@@ -206,7 +225,7 @@ pub struct NamedEndpoint {
 
 impl Config {
     /// The address/credentials and topology of the endpoint `database` lives on.
-    pub fn endpoint_of(&self, database: &Database) -> (&Connection, &Topology) {
+    pub fn endpoint_of(&self, database: &Database) -> (&ConnectionSettings, &Topology) {
         match database
             .endpoint
             .as_ref()
@@ -259,9 +278,11 @@ impl Config {
 /// How messages and logs name the default endpoint (the top-level connection keys).
 pub const DEFAULT_ENDPOINT: &str = "default";
 
-/// The address and credentials of the default endpoint.
+/// The connection keys of an endpoint (`host`/`port`/`url`, credentials, `tls:`): its address
+/// and credentials. Not to be confused with `redis_db::Connection`, an exclusive pooled
+/// connection.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Connection {
+pub struct ConnectionSettings {
     /// Host name or address.
     pub host: String,
     /// TCP port.
@@ -319,7 +340,7 @@ impl TlsOptions {
     }
 }
 
-impl Connection {
+impl ConnectionSettings {
     /// `redis://host:port` (or `rediss://`), without credentials: safe to show in errors and logs.
     pub fn display_address(&self) -> String {
         let scheme = if self.tls { "rediss" } else { "redis" };

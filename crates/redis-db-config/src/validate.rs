@@ -10,7 +10,7 @@ use std::path::Path;
 
 use crate::error::Sink;
 use crate::locate::KeyPath;
-use crate::model::{Config, Connection, Database, Topology, DEFAULT_ENDPOINT};
+use crate::model::{Config, ConnectionSettings, Database, Topology, DEFAULT_ENDPOINT};
 use crate::names;
 use crate::raw::RawEndpoint;
 
@@ -348,7 +348,7 @@ pub(crate) fn db_out_of_range(sink: &mut Sink<'_>, name: &str, nth: usize, db: i
 }
 
 /// The endpoints with their names (`None` = the default endpoint), for rules on their keys.
-fn endpoints_of(cfg: &Config) -> impl Iterator<Item = (Option<&str>, &Connection)> {
+fn endpoints_of(cfg: &Config) -> impl Iterator<Item = (Option<&str>, &ConnectionSettings)> {
     std::iter::once((None, &cfg.connection)).chain(
         cfg.endpoints
             .iter()

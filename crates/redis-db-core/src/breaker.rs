@@ -5,9 +5,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use redis_db_config::CircuitBreaker as Settings;
+use serde::Serialize;
 
 use crate::lock::lock;
-use crate::stats::CircuitState;
 
 const CLOSED: u8 = 0;
 const OPEN: u8 = 1;
@@ -199,6 +199,19 @@ impl Drop for Permit<'_> {
             self.reopen_for_next_probe();
         }
     }
+}
+
+/// Circuit breaker state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CircuitState {
+    /// Calls pass.
+    #[default]
+    Closed,
+    /// Calls fail at once.
+    Open,
+    /// One probe call is in flight.
+    HalfOpen,
 }
 
 #[cfg(test)]

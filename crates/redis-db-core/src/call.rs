@@ -10,10 +10,10 @@ use redis::RedisError;
 use redis_db_config::{Readiness as ReadinessSettings, Retry};
 
 use crate::breaker::{log_transition, Breaker, Permit};
+use crate::counters::Counters;
 use crate::error::Error;
 use crate::readiness::Readiness;
 use crate::retry::{self, Stage, Verdict};
-use crate::stats::Counters;
 
 /// Why one attempt failed.
 pub(crate) enum Failure {
@@ -151,6 +151,15 @@ where
                     detail: error.to_string(),
                 });
             }
+            Verdict::TlsRefused => {
+                permit.neutral();
+                return Err(Error::Tls {
+                    database: p.database.to_owned(),
+                    db: p.db,
+                    address: p.address.to_owned(),
+                    detail: crate::tls::refused(&error).unwrap_or_default().to_owned(),
+                });
+            }
             Verdict::DatabaseOutOfRange => {
                 permit.neutral();
                 return Err(Error::DatabaseOutOfRange {
@@ -201,11 +210,7 @@ fn connection_failure(
             address: p.address.to_owned(),
             timeout,
             attempts,
-            resend: if may_resend {
-                ""
-            } else {
-                " (a write is never re-sent once it may have reached the server)"
-            },
+            may_resend,
         },
         _ => Error::Unreachable {
             database: p.database.to_owned(),
@@ -228,7 +233,7 @@ mod tests {
     use redis_db_config::CircuitBreaker;
 
     use super::*;
-    use crate::stats::CircuitState;
+    use crate::breaker::CircuitState;
 
     fn io_error(kind: io::ErrorKind) -> RedisError {
         RedisError::from(io::Error::new(kind, "fake"))

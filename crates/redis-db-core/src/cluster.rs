@@ -5,7 +5,6 @@
 use redis::{Cmd, FromRedisValue, RedisError, Value};
 
 use crate::connector::Link;
-use crate::database::Database;
 use crate::error::Error;
 use crate::wire::{Reply, Request};
 
@@ -72,7 +71,12 @@ pub(crate) fn info_command() -> Cmd {
 /// A cluster node answers PING even while slots are unserved; every keyed call would then
 /// fail with CLUSTERDOWN. Better to say so at connect, naming the database and endpoint:
 /// `info` is the reply to [`info_command`].
-pub(crate) fn check_coverage(database: &Database, address: &str, info: Reply) -> Result<(), Error> {
+pub(crate) fn check_coverage(
+    database: &str,
+    db: u32,
+    address: &str,
+    info: Reply,
+) -> Result<(), Error> {
     let info = match info {
         Reply::Value(value) => String::from_redis_value(value).unwrap_or_default(),
         Reply::Values(_) => String::new(),
@@ -85,8 +89,8 @@ pub(crate) fn check_coverage(database: &Database, address: &str, info: Reply) ->
         return Ok(());
     }
     Err(Error::ClusterNotReady {
-        database: database.name().to_owned(),
-        db: database.db(),
+        database: database.to_owned(),
+        db,
         address: address.to_owned(),
         detail: format!("cluster_state:{state}"),
     })

@@ -16,11 +16,11 @@ use redis::{
     Pipeline, ProtocolVersion, PushKind, RedisConnectionInfo, RedisError, RedisFuture, TlsMode,
     Value,
 };
-use redis_db_config::{Config, Connection, NodeAddress, ReadFrom, Topology};
+use redis_db_config::{Config, ConnectionSettings, NodeAddress, ReadFrom, Sentinel, Topology};
 
 use crate::coalesce::Coalescing;
+use crate::slot_map::{ReplicaReads, SeenTopology};
 use crate::tls;
-use crate::topology_refresh::{ReplicaReads, SeenTopology};
 
 /// Which node of an endpoint a connection goes to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,8 +43,6 @@ pub(crate) enum Connector {
 /// SDK keeps beside it.
 pub(crate) struct ClusterConnector {
     client: ClusterClient,
-    /// How messages name the endpoint (`describe`).
-    endpoint: String,
     /// The slot map its replica-read connections hold (`read_from: replica` only).
     seen: Option<Arc<SeenTopology>>,
 }
@@ -68,8 +66,6 @@ pub(crate) struct SentinelConnector {
     announced: std::sync::Mutex<Option<Client>>,
     /// Address-less template of a data-node connection: database, credentials, RESP3, TCP.
     node: ConnectionInfo,
-    /// How messages name the endpoint (`describe`).
-    endpoint: String,
 }
 
 /// An open connection of any topology. Both kinds multiplex: clones share one socket (per node).
@@ -82,7 +78,7 @@ pub(crate) enum Link {
 impl Connector {
     pub fn new(
         config: &Config,
-        connection: &Connection,
+        connection: &ConnectionSettings,
         topology: &Topology,
         db: u32,
         role: Role,
@@ -101,10 +97,13 @@ impl Connector {
                     Role::Primary => SentinelServerType::Master,
                     Role::Replica => SentinelServerType::Replica,
                 };
+                // The endpoint's `tls:` is the sentinels' too: a deployment that encrypts its
+                // data nodes runs its sentinels on `tls-port` as well (and they reach the
+                // nodes with `tls-replication yes`).
                 let nodes = sentinel
                     .nodes
                     .iter()
-                    .map(|n| address(&n.host, n.port, None));
+                    .map(|n| address(&n.host, n.port, tls_mode(connection)));
                 let mut builder =
                     SentinelClientBuilder::new(nodes, &sentinel.master_name, server_type)?
                         .set_client_to_redis_db(i64::from(db))
@@ -112,9 +111,13 @@ impl Connector {
                         .set_client_to_redis_tcp_settings(tcp.clone())
                         .set_client_to_sentinel_tcp_settings(tcp);
                 if let Some(mode) = tls_mode(connection) {
-                    builder = builder.set_client_to_redis_tls_mode(mode);
+                    builder = builder
+                        .set_client_to_redis_tls_mode(mode)
+                        .set_client_to_sentinel_tls_mode(mode);
                     if let Some(certificates) = tls::certificates(&connection.tls_options)? {
-                        builder = builder.set_client_to_redis_certificates(certificates);
+                        builder = builder
+                            .set_client_to_redis_certificates(certificates.clone())
+                            .set_client_to_sentinel_certificates(certificates);
                     }
                 }
                 if let Some(username) = &connection.username {
@@ -139,7 +142,6 @@ impl Connector {
                     sentinels: tokio::sync::Mutex::new(builder.build()?),
                     announced: std::sync::Mutex::new(None),
                     node,
-                    endpoint: describe(connection, topology),
                 }))
             }
             Topology::Cluster(cluster) => {
@@ -180,7 +182,6 @@ impl Connector {
                 }
                 Ok(Connector::Cluster(ClusterConnector {
                     client: builder.build()?,
-                    endpoint: describe(connection, topology),
                     seen,
                 }))
             }
@@ -202,19 +203,7 @@ impl Connector {
             Connector::Sentinel(sentinel) => sentinel.connect(config, shared).await.map(Link::Node),
             Connector::Cluster(cluster) => cluster.get_async_connection().await.map(Link::Cluster),
         };
-        opened.map_err(|error| tls::refusal(error, || self.endpoint()))
-    }
-
-    /// How messages name the endpoint, without credentials.
-    fn endpoint(&self) -> String {
-        match self {
-            Connector::Standalone(client) => match client.get_connection_info().addr() {
-                ConnectionAddr::TcpTls { host, port, .. } => format!("rediss://{host}:{port}"),
-                addr => format!("redis://{addr}"),
-            },
-            Connector::Sentinel(sentinel) => sentinel.endpoint.clone(),
-            Connector::Cluster(cluster) => cluster.endpoint.clone(),
-        }
+        opened.map_err(tls::refusal)
     }
 
     /// The slot map the newest replica-read cluster connection holds (`topology_refresh.rs`).
@@ -328,27 +317,9 @@ async fn is_master(connection: &mut MultiplexedConnection) -> bool {
         .is_ok_and(|role| crate::role::is_master(&role))
 }
 
-/// How an endpoint is named in messages, without credentials.
-pub(crate) fn describe(connection: &Connection, topology: &Topology) -> String {
-    let list = |nodes: &[NodeAddress]| {
-        nodes
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(",")
-    };
-    match topology {
-        Topology::Standalone => connection.display_address(),
-        Topology::Sentinel(s) => {
-            format!("sentinel master `{}` via {}", s.master_name, list(&s.nodes))
-        }
-        Topology::Cluster(c) => format!("cluster {}", list(&c.nodes)),
-    }
-}
-
 /// `Some` when the endpoint speaks TLS (`rediss://` or any `tls:` key); installs the rustls
 /// crypto provider first, so that no TLS handshake can panic for want of one.
-fn tls_mode(connection: &Connection) -> Option<TlsMode> {
+fn tls_mode(connection: &ConnectionSettings) -> Option<TlsMode> {
     connection.tls.then(|| {
         tls::ensure_crypto_provider();
         tls::mode(connection)
@@ -367,9 +338,35 @@ fn address(host: &str, port: u16, tls: Option<TlsMode>) -> ConnectionAddr {
     }
 }
 
+/// A client for one sentinel itself (the failover follower subscribes through it): the
+/// sentinels' credentials, the endpoint's TLS and the TCP settings of every other socket
+/// (keepalive included).
+pub(crate) fn sentinel_client(
+    config: &Config,
+    connection: &ConnectionSettings,
+    sentinel: &Sentinel,
+    node: &NodeAddress,
+) -> Result<Client, RedisError> {
+    let mut settings = RedisConnectionInfo::default();
+    if let Some(username) = &sentinel.username {
+        settings = settings.set_username(username);
+    }
+    if let Some(password) = &sentinel.password {
+        settings = settings.set_password(password.expose());
+    }
+    let info = address(&node.host, node.port, tls_mode(connection))
+        .into_connection_info()?
+        .set_redis_settings(settings)
+        .set_tcp_settings(tcp_settings(config));
+    node_client(info, connection)
+}
+
 /// A client for one node; on a TLS endpoint with a CA or client certificate, built with them
 /// (redis-rs's own TLS road: the plain-TCP shared connection of `open_node` is for `Tcp` only).
-fn node_client(info: ConnectionInfo, connection: &Connection) -> Result<Client, RedisError> {
+fn node_client(
+    info: ConnectionInfo,
+    connection: &ConnectionSettings,
+) -> Result<Client, RedisError> {
     if !connection.tls {
         return Client::open(info);
     }
@@ -379,7 +376,7 @@ fn node_client(info: ConnectionInfo, connection: &Connection) -> Result<Client, 
     }
 }
 
-fn node_settings(connection: &Connection, db: u32) -> RedisConnectionInfo {
+fn node_settings(connection: &ConnectionSettings, db: u32) -> RedisConnectionInfo {
     // RESP3, so that the shared lane learns of a closed socket from the driver before it sends
     // (see `lane::LaneConnection::alive`). Every connection speaks it, so replies have one shape
     // whichever road a call takes.

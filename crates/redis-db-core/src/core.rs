@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use redis_db_config::{Config, ConfigError, LogLevel};
+use redis_db_config::{Config, LogLevel};
 
 use crate::breaker::log_transition;
 use crate::call::{self, Failure};
@@ -14,7 +14,7 @@ use crate::command::CommandTraits;
 use crate::database::{Database, Inner};
 use crate::error::Error;
 use crate::handle::Handle;
-use crate::health::{self, HealthReport};
+use crate::health::{self, HealthReport, LastReport};
 use crate::stats::Stats;
 use crate::target::{send_shared, Target};
 use crate::wire::{Reply, Request};
@@ -23,6 +23,8 @@ use crate::wire::{Reply, Request};
 #[derive(Clone)]
 pub struct Core {
     inner: Arc<Inner>,
+    /// Written by the background health monitor only.
+    last_health: Arc<LastReport>,
 }
 
 impl std::fmt::Debug for Core {
@@ -72,16 +74,22 @@ impl Core {
             if target.is_cluster() {
                 let info = crate::cluster::info_command();
                 let reply = inner.run(position, Request::Command(&info), false).await?;
-                crate::cluster::check_coverage(database, target.address(), reply)?;
+                crate::cluster::check_coverage(
+                    database.name(),
+                    database.db(),
+                    target.address(),
+                    reply,
+                )?;
             }
         }
-        start_background_tasks(&inner);
+        let last_health = Arc::new(LastReport::default());
+        start_background_tasks(&inner, &last_health);
         tracing::info!(
             databases = inner.databases().len(),
             pools = inner.targets().len(),
             "redis-db: connected"
         );
-        Ok(Core { inner })
+        Ok(Core { inner, last_health })
     }
 
     /// The handle of the database at `position` in file order (the generated enum's
@@ -103,7 +111,7 @@ impl Core {
 
     /// A snapshot of every database's figures.
     pub fn stats(&self) -> Stats {
-        crate::stats::snapshot(&self.inner)
+        crate::stats::snapshot(&self.inner, self.last_health.get().as_ref())
     }
 
     /// Pings every database now.
@@ -119,19 +127,20 @@ impl Core {
 
 /// The health monitor, the idle reaper, the metrics sampler, the cluster topology watchers and
 /// the sentinel followers; each holds only a `Weak`, and `Inner`'s drop aborts them.
-fn start_background_tasks(inner: &Arc<Inner>) {
+fn start_background_tasks(inner: &Arc<Inner>, last_health: &Arc<LastReport>) {
     let mut tasks = Vec::new();
     if let Some(interval) = inner.config().health_check_interval {
         tasks.push(tokio::spawn(health::monitor(
             Arc::downgrade(inner),
             interval,
+            last_health.clone(),
         )));
     }
     tasks.push(tokio::spawn(crate::idle::reap(
         Arc::downgrade(inner),
         inner.config().idle_timeout,
     )));
-    tasks.extend(crate::metrics::sampler(inner));
+    tasks.extend(crate::stats::metrics_sampler(inner));
     tasks.extend(crate::topology_refresh::start(inner));
     tasks.extend(crate::failover::start(inner));
     inner.set_tasks(tasks);
@@ -241,23 +250,6 @@ impl Inner {
             attempt,
         )
         .await
-    }
-
-    /// The error of a handle made for a position past the last database.
-    #[cold]
-    pub fn no_database(&self, position: usize) -> Error {
-        let names: Vec<&str> = self.databases().iter().map(Database::name).collect();
-        Error::Config(
-            ConfigError::new(
-                "client",
-                format!(
-                    "no database at position {position}: the client has {} ({})",
-                    names.len(),
-                    names.join(", ")
-                ),
-            )
-            .into(),
-        )
     }
 }
 

@@ -1,15 +1,14 @@
 //! What every clone of a client shares: the resolved configuration, the logical databases in
 //! file order (a name, which an alias shares with its target's number) and the targets they run
-//! on, the background tasks and the monitor's last report.
+//! on, and the background tasks.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use redis_db_config::Config;
+use redis_db_config::{Config, ConfigError};
 use tokio::task::JoinHandle;
 
 use crate::error::Error;
-use crate::health::HealthReport;
 use crate::lock::lock;
 use crate::target::Target;
 
@@ -60,8 +59,6 @@ pub(crate) struct Inner {
     targets: Vec<Target>,
     started: Instant,
     tasks: Mutex<Vec<JoinHandle<()>>>,
-    /// The background monitor's last verdict per database, shown in `stats()`.
-    last_health: Mutex<Option<HealthReport>>,
 }
 
 impl Inner {
@@ -95,7 +92,6 @@ impl Inner {
             targets,
             started: Instant::now(),
             tasks: Mutex::new(Vec::new()),
-            last_health: Mutex::new(None),
         })
     }
 
@@ -127,20 +123,29 @@ impl Inner {
             .find(|(_, d)| d.target == index)
     }
 
+    /// The error of a handle made for a position past the last database.
+    #[cold]
+    pub fn no_database(&self, position: usize) -> Error {
+        let names: Vec<&str> = self.databases().iter().map(Database::name).collect();
+        Error::Config(
+            ConfigError::new(
+                "client",
+                format!(
+                    "no database at position {position}: the client has {} ({})",
+                    names.len(),
+                    names.join(", ")
+                ),
+            )
+            .into(),
+        )
+    }
+
     pub fn uptime(&self) -> Duration {
         self.started.elapsed()
     }
 
     pub fn set_tasks(&self, tasks: Vec<JoinHandle<()>>) {
         *lock(&self.tasks) = tasks;
-    }
-
-    pub fn record_health(&self, report: &HealthReport) {
-        *lock(&self.last_health) = Some(report.clone());
-    }
-
-    pub fn last_health(&self) -> Option<HealthReport> {
-        lock(&self.last_health).clone()
     }
 }
 

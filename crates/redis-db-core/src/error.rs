@@ -68,6 +68,21 @@ pub enum Error {
         detail: String,
     },
 
+    /// The TLS handshake failed over a certificate: the server's is not signed by the CA in
+    /// `tls.ca_file` (or does not name the host), or the server refused the client's (or its
+    /// absence). Never retried: it fails the same way every time.
+    #[error("database `{database}` (db {db}) at {address}: TLS handshake refused: {detail} (not retried: it fails the same way every time)")]
+    Tls {
+        /// The database.
+        database: String,
+        /// Its Redis number.
+        db: u32,
+        /// The endpoint, without credentials.
+        address: String,
+        /// rustls's reason, then what to check (`tls.ca_file`, `tls.cert_file`, ...).
+        detail: String,
+    },
+
     /// A cluster endpoint answers, but does not serve every hash slot (`cluster_state:fail`).
     #[error("database `{database}` (db {db}) at {address}: the cluster does not serve every hash slot ({detail}); fix its slot coverage (`redis-cli --cluster check`)")]
     ClusterNotReady {
@@ -113,7 +128,7 @@ pub enum Error {
     },
 
     /// No reply arrived within the command timeout (and a retry was not allowed or did not help).
-    #[error("database `{database}` (db {db}) at {address}: no reply within {timeout:?} after {attempts} attempt(s){resend}")]
+    #[error("database `{database}` (db {db}) at {address}: no reply within {timeout:?} after {attempts} attempt(s){}", not_resent_note(*.may_resend))]
     Timeout {
         /// The database.
         database: String,
@@ -125,8 +140,9 @@ pub enum Error {
         timeout: Duration,
         /// Attempts made.
         attempts: u32,
-        /// Why the call was not re-sent, if it was a write.
-        resend: &'static str,
+        /// Whether the call could be re-sent: false for a write, which is never re-sent once
+        /// it may have reached the server (the text then says so).
+        may_resend: bool,
     },
 
     /// The server answered the command with an error (`WRONGTYPE`, syntax, ...). Never retried.
@@ -202,6 +218,15 @@ fn out_of_range(address: &str, detail: &str) -> String {
     }
 }
 
+/// The end of a `Timeout`'s text: why a write was not tried again.
+fn not_resent_note(may_resend: bool) -> &'static str {
+    if may_resend {
+        ""
+    } else {
+        " (a write is never re-sent once it may have reached the server)"
+    }
+}
+
 /// "unreachable after N attempt(s)", or for 0 attempts why none was made.
 fn unreachable(attempts: u32) -> String {
     if attempts == 0 {
@@ -219,6 +244,7 @@ impl Error {
             | Error::StillLoading { database, .. }
             | Error::PoolExhausted { database, .. }
             | Error::Authentication { database, .. }
+            | Error::Tls { database, .. }
             | Error::DatabaseOutOfRange { database, .. }
             | Error::ClusterNotReady { database, .. }
             | Error::Unreachable { database, .. }
@@ -243,7 +269,9 @@ impl Error {
         let kind = match self {
             Error::Command { source, .. } => return source.clone(),
             Error::Authentication { .. } => ErrorKind::AuthenticationFailed,
-            Error::Config(_) | Error::DatabaseOutOfRange { .. } => ErrorKind::InvalidClientConfig,
+            Error::Config(_) | Error::DatabaseOutOfRange { .. } | Error::Tls { .. } => {
+                ErrorKind::InvalidClientConfig
+            }
             Error::NeedsExclusiveConnection { .. } | Error::Blocking(_) => ErrorKind::Client,
             Error::Transaction {
                 source: Some(source),
@@ -298,7 +326,28 @@ impl fmt::Debug for Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use redis_db_config::{Cluster, Connection, ReadFrom, TlsOptions, Topology};
+    use redis_db_config::{Cluster, ConnectionSettings, ReadFrom, TlsOptions, Topology};
+
+    #[test]
+    fn a_timeout_says_when_a_write_was_not_re_sent() {
+        let timeout = |may_resend| Error::Timeout {
+            database: "main".into(),
+            db: 0,
+            address: "redis://127.0.0.1:6379".into(),
+            timeout: Duration::from_secs(1),
+            attempts: 1,
+            may_resend,
+        };
+        assert_eq!(
+            timeout(false).to_string(),
+            "database `main` (db 0) at redis://127.0.0.1:6379: no reply within 1s after 1 \
+             attempt(s) (a write is never re-sent once it may have reached the server)"
+        );
+        assert_eq!(
+            timeout(true).to_string(),
+            "database `main` (db 0) at redis://127.0.0.1:6379: no reply within 1s after 1 attempt(s)"
+        );
+    }
 
     fn out_of_range_error(address: String, detail: &str) -> String {
         Error::DatabaseOutOfRange {
@@ -311,7 +360,7 @@ mod tests {
     }
 
     fn cluster_address() -> String {
-        let connection = Connection {
+        let connection = ConnectionSettings {
             host: "localhost".to_owned(),
             port: 6379,
             username: None,
@@ -324,7 +373,7 @@ mod tests {
             read_from: ReadFrom::Master,
             numbered_databases: true,
         });
-        crate::connector::describe(&connection, &topology)
+        topology.display_endpoint(&connection)
     }
 
     #[test]

@@ -8,10 +8,11 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use redis::{Client, ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo, RedisError};
-use redis_db_config::{NodeAddress, Sentinel, Topology};
+use redis::{Client, RedisError};
+use redis_db_config::{ConnectionSettings, NodeAddress, Sentinel, Topology};
 use tokio::task::JoinHandle;
 
+use crate::connector;
 use crate::database::Inner;
 
 const PROMOTED: &str = "+promoted-slave";
@@ -22,28 +23,44 @@ const RESUBSCRIBE_DELAY: Duration = Duration::from_secs(1);
 
 /// One follower per Sentinel-managed endpoint in use.
 pub(crate) fn start(inner: &Arc<Inner>) -> Vec<JoinHandle<()>> {
+    let config = inner.config();
     sentinel_endpoints(inner)
         .into_iter()
-        .map(|(sentinel, targets)| {
+        .map(|(connection, sentinel, targets)| {
+            let sentinels = sentinel
+                .nodes
+                .iter()
+                .filter_map(|node| {
+                    match connector::sentinel_client(config, &connection, &sentinel, node) {
+                        Ok(client) => Some((node.clone(), client)),
+                        Err(error) => {
+                            tracing::warn!(sentinel = %node, %error, "redis-db: cannot follow failovers through this sentinel");
+                            None
+                        }
+                    }
+                })
+                .collect();
             tokio::spawn(follow(
                 Arc::downgrade(inner),
-                sentinel,
+                sentinel.master_name,
+                sentinels,
                 targets,
-                inner.config().connect_timeout,
+                config.connect_timeout,
             ))
         })
         .collect()
 }
 
-/// Each Sentinel-managed endpoint in use, with the targets on it.
-fn sentinel_endpoints(inner: &Inner) -> Vec<(Sentinel, Vec<usize>)> {
+/// Each Sentinel-managed endpoint in use (its connection keys and sentinels), with the targets
+/// on it.
+fn sentinel_endpoints(inner: &Inner) -> Vec<(ConnectionSettings, Sentinel, Vec<usize>)> {
     let config = inner.config();
-    let mut endpoints: Vec<(Option<&str>, Sentinel, Vec<usize>)> = Vec::new();
+    let mut endpoints: Vec<(Option<&str>, ConnectionSettings, Sentinel, Vec<usize>)> = Vec::new();
     for (index, target) in inner.targets().iter().enumerate() {
         let Some(owner) = config.databases.iter().find(|d| d.name == target.name()) else {
             continue;
         };
-        let Topology::Sentinel(sentinel) = config.endpoint_of(owner).1 else {
+        let (connection, Topology::Sentinel(sentinel)) = config.endpoint_of(owner) else {
             continue;
         };
         match endpoints
@@ -51,25 +68,31 @@ fn sentinel_endpoints(inner: &Inner) -> Vec<(Sentinel, Vec<usize>)> {
             .find(|(name, ..)| *name == target.endpoint())
         {
             Some((.., targets)) => targets.push(index),
-            None => endpoints.push((target.endpoint(), sentinel.clone(), vec![index])),
+            None => endpoints.push((
+                target.endpoint(),
+                connection.clone(),
+                sentinel.clone(),
+                vec![index],
+            )),
         }
     }
     endpoints
         .into_iter()
-        .map(|(_, sentinel, targets)| (sentinel, targets))
+        .map(|(_, connection, sentinel, targets)| (connection, sentinel, targets))
         .collect()
 }
 
 /// Runs until the client is dropped (the task is aborted then; the `Weak` also ends it).
 async fn follow(
     inner: Weak<Inner>,
-    sentinel: Sentinel,
+    master_name: String,
+    sentinels: Vec<(NodeAddress, Client)>,
     targets: Vec<usize>,
     connect_timeout: Duration,
 ) {
     loop {
-        for node in &sentinel.nodes {
-            let mut messages = match subscribe(node, &sentinel, connect_timeout).await {
+        for (node, client) in &sentinels {
+            let mut messages = match subscribe(client, connect_timeout).await {
                 Ok(messages) => messages,
                 Err(error) => {
                     tracing::debug!(sentinel = %node, %error, "redis-db: cannot subscribe to sentinel");
@@ -79,14 +102,14 @@ async fn follow(
             while let Some(message) = messages.next().await {
                 let payload: String = message.get_payload().unwrap_or_default();
                 let announced = match message.get_channel_name() {
-                    PROMOTED => promoted_replica(&payload, &sentinel.master_name),
-                    _ => new_master(&payload, &sentinel.master_name),
+                    PROMOTED => promoted_replica(&payload, &master_name),
+                    _ => new_master(&payload, &master_name),
                 };
                 let Some((host, port)) = announced else {
                     continue;
                 };
                 let Some(inner) = inner.upgrade() else { return };
-                tracing::warn!(master = %sentinel.master_name, switch = %payload, "redis-db: sentinel failover; reconnecting to the new master");
+                tracing::warn!(master = %master_name, switch = %payload, "redis-db: sentinel failover; reconnecting to the new master");
                 for &target in &targets {
                     if let Some(target) = inner.targets().get(target) {
                         target.follow_new_master(host, port);
@@ -126,22 +149,11 @@ fn new_master<'a>(payload: &'a str, master_name: &str) -> Option<(&'a str, u16)>
 }
 
 async fn subscribe(
-    node: &NodeAddress,
-    sentinel: &Sentinel,
+    client: &Client,
     connect_timeout: Duration,
 ) -> Result<redis::aio::PubSubStream, RedisError> {
-    let mut settings = RedisConnectionInfo::default();
-    if let Some(username) = &sentinel.username {
-        settings = settings.set_username(username);
-    }
-    if let Some(password) = &sentinel.password {
-        settings = settings.set_password(password.expose());
-    }
-    let info = ConnectionAddr::Tcp(node.host.clone(), node.port)
-        .into_connection_info()?
-        .set_redis_settings(settings);
     let subscribing = async {
-        let mut pubsub = Client::open(info)?.get_async_pubsub().await?;
+        let mut pubsub = client.get_async_pubsub().await?;
         pubsub.subscribe(&[PROMOTED, SWITCHED]).await?;
         Ok(pubsub.into_on_message())
     };

@@ -1,14 +1,14 @@
 //! `Handle`: one database of a client, usable wherever redis-rs takes an async connection.
 
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
 
 use redis::aio::ConnectionLike;
 use redis::{Cmd, FromRedisValue, Pipeline, RedisError, RedisFuture, Value};
 
+use crate::connection::Connection;
 use crate::database::{Database, Inner};
 use crate::error::Error;
-use crate::pool::{self, PooledLink};
 use crate::target::Target;
 use crate::wire::{Reply, Request};
 
@@ -104,11 +104,7 @@ impl Handle {
                 || target.checkout(),
             )
             .await?;
-        Ok(Connection {
-            inner: self.inner.clone(),
-            position: self.position,
-            connection: Some(checkout),
-        })
+        Ok(Connection::new(self.inner.clone(), self.position, checkout))
     }
 
     /// An optimistic transaction, like `redis::aio::transaction_async` but on an exclusive
@@ -146,7 +142,7 @@ impl Handle {
             + 'h,
         T: 'h,
     {
-        crate::transaction::run(self, keys, body)
+        crate::transaction::run(self.name(), self.db(), self.connection(), keys, body)
     }
 
     /// A pub/sub subscriber on this database's endpoint (the current master on Sentinel),
@@ -161,7 +157,10 @@ impl Handle {
     /// [`crate::KeyspaceEvents`].
     pub async fn keyspace_events(&self, pattern: &str) -> Result<crate::KeyspaceEvents, Error> {
         let (database, target) = self.resolve()?;
-        crate::keyspace::open(self, self.inner.config(), database, target, pattern).await
+        let setting = crate::keyspace::setting_command();
+        let config = self.inner.config();
+        let setting = self.query::<HashMap<String, String>>(&setting);
+        crate::keyspace::open(config, database, target, pattern, setting).await
     }
 
     fn command_error(&self, source: RedisError) -> Error {
@@ -281,103 +280,5 @@ impl ErrorKeeper<'_> {
         let converted = error.to_redis_error();
         self.error = Some(error);
         converted
-    }
-}
-
-/// An exclusive connection from the database's pool, returned to the pool on drop (or discarded
-/// when it failed, so a broken connection is never handed out again).
-pub struct Connection {
-    inner: Arc<Inner>,
-    position: usize,
-    connection: Option<PooledLink>,
-}
-
-impl std::fmt::Debug for Connection {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Connection")
-            .field("database", &self.handle_name())
-            .field("db", &self.db())
-            .finish()
-    }
-}
-
-impl Connection {
-    /// Drops the pooled connection instead of returning it to the pool: after a failure its
-    /// state (a WATCH, an open MULTI, a pending reply) is unknown.
-    pub(crate) fn discard(&mut self) {
-        pool::discard(&mut self.connection);
-    }
-
-    /// A connection exists only for a handle whose position names a database.
-    fn database(&self) -> Option<(&Database, &Target)> {
-        self.inner.database(self.position)
-    }
-
-    fn handle_name(&self) -> &str {
-        self.database().map_or("", |(database, _)| database.name())
-    }
-
-    fn db(&self) -> u32 {
-        self.database().map_or(0, |(database, _)| database.db())
-    }
-
-    async fn run(&mut self, request: Request<'_>) -> Result<Reply, RedisError> {
-        let Some((database, target)) = self.inner.database(self.position) else {
-            return Err(self.inner.no_database(self.position).into_redis_error());
-        };
-        let timeout = request.traits().deadline(database.timeout());
-        let started = Instant::now();
-        let result = pool::send_exclusive(&mut self.connection, &request, timeout).await;
-        target.counters().record_call(
-            started.elapsed(),
-            result
-                .as_ref()
-                .err()
-                .map(|e| format!("database `{}`: {e}", database.name()))
-                .as_deref(),
-        );
-        result
-    }
-}
-
-impl ConnectionLike for Connection {
-    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        Box::pin(async move {
-            match self.run(Request::Command(cmd)).await? {
-                Reply::Value(value) => Ok(value),
-                Reply::Values(_) => Err(RedisError::from((
-                    redis::ErrorKind::Client,
-                    "unexpected reply shape",
-                ))),
-            }
-        })
-    }
-
-    fn req_packed_commands<'a>(
-        &'a mut self,
-        pipeline: &'a Pipeline,
-        offset: usize,
-        count: usize,
-    ) -> RedisFuture<'a, Vec<Value>> {
-        Box::pin(async move {
-            match self
-                .run(Request::Pipeline {
-                    pipeline,
-                    offset,
-                    count,
-                })
-                .await?
-            {
-                Reply::Values(values) => Ok(values),
-                Reply::Value(_) => Err(RedisError::from((
-                    redis::ErrorKind::Client,
-                    "unexpected reply shape",
-                ))),
-            }
-        })
-    }
-
-    fn get_db(&self) -> i64 {
-        i64::from(self.db())
     }
 }

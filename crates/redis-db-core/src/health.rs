@@ -1,14 +1,15 @@
 //! Health: a ping of every database now, and a background monitor that logs state changes.
 
-use std::sync::Weak;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use redis::{ErrorKind, ServerErrorKind};
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
+use crate::breaker::CircuitState;
 use crate::database::Inner;
-use crate::stats::CircuitState;
+use crate::lock::lock;
 use crate::target::Target;
 use crate::wire::with_timeout;
 
@@ -27,6 +28,7 @@ pub enum HealthState {
 
 /// One database's health. Serialized under its name.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct DatabaseHealth {
     /// The YAML name (the key in the serialized map).
     #[serde(skip)]
@@ -46,6 +48,7 @@ pub struct DatabaseHealth {
 /// A health check of every database. Serialized:
 /// `{"databases": {"<name>": {"state": "healthy" | "degraded" | "failed", ..}, ..}}`.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct HealthReport {
     /// One entry per database, in file order.
     #[serde(serialize_with = "serialize_by_name")]
@@ -156,8 +159,23 @@ async fn ping(
     }
 }
 
-/// The background monitor: one check per interval, a tracing event on every state change.
-pub(crate) async fn monitor(inner: Weak<Inner>, interval: Duration) {
+/// The background monitor's last report, which `stats()` shows.
+#[derive(Default)]
+pub(crate) struct LastReport(Mutex<Option<HealthReport>>);
+
+impl LastReport {
+    pub fn get(&self) -> Option<HealthReport> {
+        lock(&self.0).clone()
+    }
+
+    fn set(&self, report: HealthReport) {
+        *lock(&self.0) = Some(report);
+    }
+}
+
+/// The background monitor: one check per interval, a tracing event on every state change, the
+/// report kept in `last`.
+pub(crate) async fn monitor(inner: Weak<Inner>, interval: Duration, last: Arc<LastReport>) {
     let mut previous: Vec<Option<HealthState>> = Vec::new();
     loop {
         tokio::time::sleep(interval).await;
@@ -180,6 +198,6 @@ pub(crate) async fn monitor(inner: Weak<Inner>, interval: Duration) {
                 *last = Some(database.state);
             }
         }
-        core.record_health(&report);
+        last.set(report);
     }
 }

@@ -11,7 +11,6 @@ use redis_db_config::Config;
 
 use crate::database::Database;
 use crate::error::Error;
-use crate::handle::Handle;
 use crate::subscriber::{self, Message, Subscriber};
 use crate::target::Target;
 
@@ -93,25 +92,27 @@ impl Stream for KeyspaceEvents {
 }
 
 /// Checks the server's setting, then subscribes to this database's keyspace channel.
+///
+/// `setting` is the database's reply to [`setting_command`], awaited only where it matters.
 pub(crate) async fn open(
-    handle: &Handle,
     config: &Config,
     database: &Database,
     target: &Target,
     pattern: &str,
+    setting: impl std::future::Future<Output = Result<HashMap<String, String>, Error>>,
 ) -> Result<KeyspaceEvents, Error> {
     if target.is_cluster() {
         // Each cluster node notifies only about its own keys: one subscription would silently
         // see a fraction of the events.
         return Err(refused(
-            handle,
+            database,
             "keyspace events are not carried on Cluster endpoints",
             "each node notifies only about its own keys; subscribe on every node with the \
              `redis` crate, or put the database on a standalone or Sentinel endpoint"
                 .to_owned(),
         ));
     }
-    check_setting(handle, target.address()).await?;
+    check_setting(database, target.address(), setting).await?;
     let prefix = format!("__keyspace@{}__:", database.db());
     let mut subscriber = subscriber::open(config, database, target).await?;
     subscriber.psubscribe(&format!("{prefix}{pattern}")).await?;
@@ -121,16 +122,18 @@ pub(crate) async fn open(
 /// `CONFIG GET notify-keyspace-events` must show the `K` class and some event class. A server
 /// that refuses `CONFIG` (managed services, renamed commands, ACL) is given the benefit of the
 /// doubt: the stream is opened and simply yields nothing if notifications are off.
-async fn check_setting(handle: &Handle, address: &str) -> Result<(), Error> {
-    let mut cmd = redis::cmd("CONFIG");
-    cmd.arg("GET").arg("notify-keyspace-events");
-    let value = match handle.query::<HashMap<String, String>>(&cmd).await {
+async fn check_setting(
+    database: &Database,
+    address: &str,
+    setting: impl std::future::Future<Output = Result<HashMap<String, String>, Error>>,
+) -> Result<(), Error> {
+    let value = match setting.await {
         Ok(reply) => reply
             .get("notify-keyspace-events")
             .cloned()
             .unwrap_or_default(),
         Err(Error::Command { source, .. }) => {
-            tracing::debug!(database = %handle.name(), error = %source, "redis-db: CONFIG GET refused; cannot check notify-keyspace-events");
+            tracing::debug!(database = %database.name(), error = %source, "redis-db: CONFIG GET refused; cannot check notify-keyspace-events");
             return Ok(());
         }
         Err(other) => return Err(other),
@@ -139,15 +142,15 @@ async fn check_setting(handle: &Handle, address: &str) -> Result<(), Error> {
         return Ok(());
     }
     Err(refused(
-        handle,
+        database,
         "keyspace notifications are off",
         format!(
             "the server at {address} has notify-keyspace-events \"{value}\", which sends no \
              keyspace events for database `{}` (db {}); set notify-keyspace-events to KEA \
              (or at least K plus the event classes you need): `CONFIG SET notify-keyspace-events KEA` \
              or `notify-keyspace-events KEA` in redis.conf",
-            handle.name(),
-            handle.db()
+            database.name(),
+            database.db()
         ),
     ))
 }
@@ -156,10 +159,17 @@ fn notifies_keyspace(value: &str) -> bool {
     value.contains('K') && value.chars().any(|c| EVENT_CLASSES.contains(c))
 }
 
-fn refused(handle: &Handle, what: &'static str, detail: String) -> Error {
+/// `CONFIG GET notify-keyspace-events`, whose reply [`open`] checks.
+pub(crate) fn setting_command() -> redis::Cmd {
+    let mut cmd = redis::cmd("CONFIG");
+    cmd.arg("GET").arg("notify-keyspace-events");
+    cmd
+}
+
+fn refused(database: &Database, what: &'static str, detail: String) -> Error {
     Error::Command {
-        database: handle.name().to_owned(),
-        db: handle.db(),
+        database: database.name().to_owned(),
+        db: database.db(),
         source: RedisError::from((ErrorKind::Client, what, detail)),
     }
 }

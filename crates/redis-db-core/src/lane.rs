@@ -10,8 +10,8 @@ use std::time::Duration;
 use redis::{AsyncConnectionConfig, RedisError};
 
 use crate::connector::{Connector, Link};
+use crate::counters::Counters;
 use crate::lock::lock;
-use crate::stats::Counters;
 use crate::wire::Request;
 
 /// A connection plus the generation it belongs to, so that a caller that saw it fail replaces

@@ -11,8 +11,10 @@ mod coalesce;
 mod command;
 #[doc(hidden)]
 pub mod command_table;
+mod connection;
 mod connector;
 mod core;
+mod counters;
 mod database;
 mod error;
 mod failover;
@@ -21,6 +23,8 @@ mod health;
 mod idle;
 mod keyspace;
 mod lane;
+#[cfg(test)]
+mod layering;
 mod lock;
 mod metrics;
 mod pool;
@@ -28,6 +32,7 @@ mod readiness;
 mod retry;
 mod role;
 mod shard;
+mod slot_map;
 mod spans;
 mod stats;
 mod subscriber;
@@ -37,14 +42,15 @@ mod topology_refresh;
 mod transaction;
 mod wire;
 
+pub use crate::breaker::CircuitState;
 pub use crate::builder::{Builder, DatabaseEnum};
+pub use crate::connection::Connection;
 pub use crate::core::Core;
+pub use crate::counters::{LatencyStats, PubSubStats};
 pub use crate::error::Error;
-pub use crate::handle::{Connection, Handle};
+pub use crate::handle::Handle;
 pub use crate::health::{DatabaseHealth, HealthReport, HealthState};
 pub use crate::keyspace::{KeyspaceEvent, KeyspaceEvents};
-pub use crate::stats::{
-    CircuitState, DatabaseStats, LatencyStats, PoolStats, PubSubStats, Stats, Totals,
-};
+pub use crate::stats::{DatabaseStats, PoolStats, Stats, Totals};
 pub use crate::subscriber::{Message, Subscriber};
 pub use crate::transaction::MAX_TRANSACTION_RUNS;

@@ -32,12 +32,10 @@
 //! `stats()` but not here (yet). Handles are registered with the recorder installed when the
 //! client connects: install the recorder first.
 
+#[cfg(feature = "metrics")]
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::task::JoinHandle;
-
-use crate::database::Inner;
 use crate::error::Error;
 use crate::wire::Request;
 
@@ -58,9 +56,9 @@ pub(crate) mod names {
     pub const PENDING_REQUESTS: &str = "db.client.connection.pending_requests";
 }
 
-/// How often the background task samples pool, breaker and connection figures.
+/// How often the background task (`stats.rs`) samples pool, breaker and connection figures.
 #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
-const SAMPLE_EVERY: Duration = Duration::from_secs(1);
+pub(crate) const SAMPLE_EVERY: Duration = Duration::from_secs(1);
 
 /// The metric handles of one target (database number), built once at connect.
 #[derive(Default)]
@@ -90,13 +88,6 @@ impl Metrics {
 
     #[inline(always)]
     pub fn readiness_wait(&self) {}
-}
-
-/// The background task that samples the gauges (`None` without the feature).
-#[cfg(not(feature = "metrics"))]
-#[inline(always)]
-pub(crate) fn sampler(_inner: &Arc<Inner>) -> Option<JoinHandle<()>> {
-    None
 }
 
 #[cfg(feature = "metrics")]
@@ -129,13 +120,17 @@ impl Metrics {
             series.readiness_waits.increment(1);
         }
     }
+
+    /// The stats sampler's reading of this database's pool, breaker and connections.
+    pub fn sampled(&self, now: Sampled) {
+        if let Some(series) = &self.series {
+            series.sampled(now);
+        }
+    }
 }
 
-/// The background task that samples the gauges and the counters `stats()` keeps anyway.
 #[cfg(feature = "metrics")]
-pub(crate) fn sampler(inner: &Arc<Inner>) -> Option<JoinHandle<()>> {
-    Some(tokio::spawn(on::sample(Arc::downgrade(inner))))
-}
+pub(crate) use on::Sampled;
 
 /// A command's name as `db.operation.name` shows it, without allocating: the first argument
 /// upper-cased (`GET`, `JSON.GET`; no subcommand, which keeps the label set small), `PIPELINE` or
@@ -208,6 +203,7 @@ pub(crate) fn error_type(error: &Error) -> &str {
         Error::StillLoading { .. } => "still_loading",
         Error::PoolExhausted { .. } => "pool_exhausted",
         Error::Authentication { .. } => "authentication",
+        Error::Tls { .. } => "tls",
         Error::DatabaseOutOfRange { .. } => "database_out_of_range",
         Error::NeedsExclusiveConnection { .. } => "needs_exclusive_connection",
         _ => "_OTHER",
@@ -220,16 +216,14 @@ mod on {
     use std::collections::HashMap;
     use std::hash::{BuildHasherDefault, Hasher};
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::{Mutex, Weak};
+    use std::sync::Mutex;
     use std::time::Duration;
 
     use ::metrics::{Counter, Gauge, Histogram, Label, Unit};
 
-    use super::{error_type, names, Operation, SAMPLE_EVERY};
-    use crate::database::Inner;
+    use super::{error_type, names, Operation};
     use crate::error::Error;
     use crate::lock::lock;
-    use crate::stats::{CircuitState, DatabaseStats};
     use crate::wire::Request;
 
     /// Distinct operation names (and, on failures, name and error pairs) per database; past
@@ -400,54 +394,23 @@ mod on {
         }
     }
 
-    /// Every second: the pool's gauges, the breaker's state and openings, and the connection
-    /// counts, read as `stats()` reads them (so that they agree with it).
-    pub(super) async fn sample(inner: Weak<Inner>) {
-        let mut tick = tokio::time::interval(SAMPLE_EVERY);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        loop {
-            tick.tick().await;
-            let Some(inner) = inner.upgrade() else { return };
-            for target in inner.targets() {
-                let Some(series) = &target.counters().metrics.series else {
-                    continue;
-                };
-                let status = target.pool().status();
-                let mut connections = DatabaseStats::default();
-                target
-                    .counters()
-                    .snapshot_connections(&mut connections, status.size);
-                series.sampled(Sampled {
-                    idle: status.available as u64,
-                    used: status.size.saturating_sub(status.available) as u64,
-                    max: status.max_size as u64,
-                    pending: status.waiting as u64,
-                    circuit_open: u64::from(target.breaker().state() != CircuitState::Closed),
-                    circuit_openings: target.breaker().openings(),
-                    connections_created: connections.connections_created,
-                    connections_closed: connections.connections_closed,
-                });
-            }
-        }
-    }
-
     /// What the sampler read last: it hands the recorder differences only, so that several
     /// clients of the same database in one process add up instead of overwriting each other
     /// (and a dropped client takes its gauges' share back).
     #[derive(Clone, Copy, Default)]
-    pub(super) struct Sampled {
-        idle: u64,
-        used: u64,
-        max: u64,
-        pending: u64,
-        circuit_open: u64,
-        circuit_openings: u64,
-        connections_created: u64,
-        connections_closed: u64,
+    pub(crate) struct Sampled {
+        pub idle: u64,
+        pub used: u64,
+        pub max: u64,
+        pub pending: u64,
+        pub circuit_open: u64,
+        pub circuit_openings: u64,
+        pub connections_created: u64,
+        pub connections_closed: u64,
     }
 
     impl Series {
-        fn sampled(&self, now: Sampled) {
+        pub(super) fn sampled(&self, now: Sampled) {
             let mut last = lock(&self.last_sampled);
             let gauge = |gauge: &Gauge, was: u64, is: u64| {
                 if is > was {
@@ -619,7 +582,7 @@ mod tests {
             address: "redis://127.0.0.1:6379".into(),
             timeout: Duration::from_secs(1),
             attempts: 1,
-            resend: "",
+            may_resend: true,
         };
         assert_eq!(error_type(&timeout), "timeout");
     }

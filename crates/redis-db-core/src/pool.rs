@@ -15,9 +15,9 @@ use redis::{AsyncConnectionConfig, FromRedisValue, RedisError, ServerErrorKind, 
 use redis_db_config::Config;
 
 use crate::connector::{Connector, Link};
+use crate::counters::Counters;
 use crate::lock::lock;
 use crate::role::is_master;
-use crate::stats::Counters;
 use crate::wire::{with_timeout, Reply, Request};
 
 pub(crate) type Pool = managed::Pool<LinkManager>;

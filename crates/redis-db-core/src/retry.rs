@@ -29,6 +29,8 @@ pub(crate) enum Verdict {
     Authentication,
     /// The server rejects the database number: never retried.
     DatabaseOutOfRange,
+    /// The TLS handshake failed over a certificate (`tls::refusal`): never retried.
+    TlsRefused,
     /// The server answered with a command error (`WRONGTYPE`, syntax...): never retried.
     CommandError,
 }
@@ -53,6 +55,9 @@ pub(crate) fn classify(error: &RedisError, stage: Stage) -> Verdict {
         }
         _ if is_auth_message(error) => Verdict::Authentication,
         _ if is_db_out_of_range(error) => Verdict::DatabaseOutOfRange,
+        ErrorKind::InvalidClientConfig if crate::tls::refused(error).is_some() => {
+            Verdict::TlsRefused
+        }
         // Nothing was sent: no node connection to send it on.
         ErrorKind::ClusterConnectionNotFound => Verdict::RetryAny,
         ErrorKind::InvalidClientConfig | ErrorKind::EmptySentinelList => Verdict::CommandError,

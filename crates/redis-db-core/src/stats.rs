@@ -1,210 +1,26 @@
-//! Per-database figures: counted on every call, read as a serializable snapshot.
+//! `stats()`: every database's figures as a serializable snapshot, read from the targets'
+//! counters (`counters.rs`), pools and breakers; and, with feature `metrics`, the background
+//! sampler that hands the same readings to the metrics recorder once a second, so that the two
+//! always agree.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
-use std::time::Duration;
-
-use hdrhistogram::Histogram;
-
-use crate::database::Inner;
-use crate::lock::lock;
-use crate::shard::{self, SHARDS};
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
-/// What every call writes: a count and its latency.
-#[derive(Debug)]
-#[repr(align(128))] // one shard per cache line pair: no false sharing between workers
-struct Shard {
-    commands: AtomicU64,
-    /// Microseconds per call; hdrhistogram gives an honest p99 at 2 significant digits.
-    latency: Mutex<Histogram<u64>>,
-}
-
-/// The counters of one pool target (a database and its aliases).
-#[derive(Debug)]
-pub(crate) struct Counters {
-    shards: Box<[Shard]>,
-    failures: AtomicU64,
-    retries: AtomicU64,
-    /// Shared-lane connections opened and closed; the pool's are counted by `pool_created`.
-    connections_created: AtomicU64,
-    connections_closed: AtomicU64,
-    pool_created: AtomicU64,
-    last_error: Mutex<Option<String>>,
-    /// Written by subscribers only, never on the per-call path.
-    pubsub: PubSubCounters,
-    /// The database's handles of feature `metrics` (a zero-sized no-op without it).
-    pub metrics: crate::metrics::Metrics,
-}
-
-/// The pub/sub figures of one target, summed over its subscribers.
-#[derive(Debug, Default)]
-pub(crate) struct PubSubCounters {
-    subscriptions: AtomicU64,
-    received: AtomicU64,
-    dropped: AtomicU64,
-    reconnections: AtomicU64,
-}
-
-impl PubSubCounters {
-    pub fn subscriptions_changed(&self, added: bool) {
-        if added {
-            self.subscriptions.fetch_add(1, Ordering::Relaxed);
-        } else {
-            // Never below zero, even if a removal were counted twice.
-            let _ = self
-                .subscriptions
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
-        }
-    }
-
-    pub fn message_received(&self) {
-        self.received.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub fn message_dropped(&self) {
-        self.dropped.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub fn reconnected(&self) {
-        self.reconnections.fetch_add(1, Ordering::Relaxed);
-    }
-
-    fn snapshot(&self) -> PubSubStats {
-        PubSubStats {
-            subscriptions: self.subscriptions.load(Ordering::Relaxed),
-            messages_received: self.received.load(Ordering::Relaxed),
-            messages_dropped: self.dropped.load(Ordering::Relaxed),
-            reconnections: self.reconnections.load(Ordering::Relaxed),
-        }
-    }
-}
-
-impl Counters {
-    pub fn new() -> Self {
-        Self {
-            shards: (0..SHARDS)
-                .map(|_| Shard {
-                    commands: AtomicU64::new(0),
-                    latency: Mutex::new(new_histogram()),
-                })
-                .collect(),
-            failures: AtomicU64::new(0),
-            retries: AtomicU64::new(0),
-            connections_created: AtomicU64::new(0),
-            connections_closed: AtomicU64::new(0),
-            pool_created: AtomicU64::new(0),
-            last_error: Mutex::new(None),
-            pubsub: PubSubCounters::default(),
-            metrics: crate::metrics::Metrics::default(),
-        }
-    }
-
-    /// With the metric handles of the database these counters are for.
-    pub fn with_metrics(self, metrics: crate::metrics::Metrics) -> Self {
-        Self { metrics, ..self }
-    }
-
-    pub fn pubsub(&self) -> &PubSubCounters {
-        &self.pubsub
-    }
-
-    pub fn record_call(&self, elapsed: Duration, error: Option<&str>) {
-        let shard = &self.shards[shard::index()];
-        shard.commands.fetch_add(1, Ordering::Relaxed);
-        let micros = u64::try_from(elapsed.as_micros())
-            .unwrap_or(u64::MAX)
-            .max(1);
-        lock(&shard.latency).saturating_record(micros);
-        if let Some(error) = error {
-            self.failures.fetch_add(1, Ordering::Relaxed);
-            *lock(&self.last_error) = Some(error.to_owned());
-        }
-    }
-
-    pub fn record_retry(&self) {
-        self.retries.fetch_add(1, Ordering::Relaxed);
-        self.metrics.retry();
-    }
-
-    pub fn connection_created(&self) {
-        self.connections_created.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub fn connection_closed(&self, count: u64) {
-        self.connections_closed.fetch_add(count, Ordering::Relaxed);
-    }
-
-    pub fn pool_connection_created(&self) {
-        self.pool_created.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// `pool_size` is the pool's current size: what the pool created and no longer holds was closed.
-    pub fn snapshot_connections(&self, stats: &mut DatabaseStats, pool_size: usize) {
-        let pool_created = self.pool_created.load(Ordering::Relaxed);
-        stats.connections_created = self.connections_created.load(Ordering::Relaxed) + pool_created;
-        stats.connections_closed = self.connections_closed.load(Ordering::Relaxed)
-            + pool_created.saturating_sub(pool_size as u64);
-    }
-
-    pub fn snapshot_into(&self, stats: &mut DatabaseStats) {
-        stats.commands = self
-            .shards
-            .iter()
-            .map(|s| s.commands.load(Ordering::Relaxed))
-            .sum();
-        stats.failures = self.failures.load(Ordering::Relaxed);
-        stats.retries = self.retries.load(Ordering::Relaxed);
-        let mut histogram = new_histogram();
-        for shard in self.shards.iter() {
-            // Same bounds everywhere, so adding cannot fail.
-            let _ = histogram.add(&*lock(&shard.latency));
-        }
-        stats.latency = LatencyStats {
-            samples: histogram.len(),
-            mean_us: if histogram.is_empty() {
-                0.0
-            } else {
-                histogram.mean()
-            },
-            p99_us: histogram.value_at_quantile(0.99),
-            max_us: histogram.max(),
-        };
-        stats.last_error = lock(&self.last_error).clone();
-        stats.pubsub = self.pubsub.snapshot();
-    }
-}
-
-fn new_histogram() -> Histogram<u64> {
-    // 1 us .. 1 h at 2 significant digits: a few kB, fixed once built. Constant bounds that
-    // hdrhistogram documents as valid, so this cannot fail on any input.
-    Histogram::new_with_bounds(1, 3_600_000_000, 2).expect("constant histogram bounds are valid")
-}
+use crate::breaker::CircuitState;
+use crate::counters::{LatencyStats, PubSubStats};
+use crate::database::Inner;
+use crate::health::{HealthReport, HealthState};
+use crate::target::Target;
 
 /// `stats()`: each target's figures once, then one entry per database (an alias shows its
 /// target's), with the health monitor's last verdict.
-pub(crate) fn snapshot(inner: &Inner) -> Stats {
-    let last_health = inner.last_health();
+pub(crate) fn snapshot(inner: &Inner, last_health: Option<&HealthReport>) -> Stats {
     let mut totals = Totals::default();
     let per_target: Vec<DatabaseStats> = inner
         .targets()
         .iter()
         .map(|target| {
-            let mut stats = DatabaseStats::default();
-            let counters = target.counters();
-            counters.snapshot_into(&mut stats);
-            let status = target.pool().status();
-            counters.snapshot_connections(&mut stats, status.size);
-            stats.pool = PoolStats {
-                max_size: status.max_size,
-                size: status.size,
-                idle: status.available,
-                in_use: status.size.saturating_sub(status.available),
-                waiting: status.waiting,
-            };
-            stats.circuit = target.breaker().state();
-            stats.circuit_openings = target.breaker().openings();
+            let stats = of_target(target);
             totals.commands += stats.commands;
             totals.failures += stats.failures;
             totals.retries += stats.retries;
@@ -221,7 +37,6 @@ pub(crate) fn snapshot(inner: &Inner) -> Stats {
             db: database.db(),
             alias_of: database.alias_of().map(str::to_owned),
             health: last_health
-                .as_ref()
                 .and_then(|h| h.database(database.name()))
                 .map(|h| h.state),
             ..per_target[database.target()].clone()
@@ -234,9 +49,77 @@ pub(crate) fn snapshot(inner: &Inner) -> Stats {
     }
 }
 
+fn of_target(target: &Target) -> DatabaseStats {
+    let counters = target.counters();
+    let calls = counters.calls();
+    let status = target.pool().status();
+    let connections = counters.connections(status.size);
+    DatabaseStats {
+        commands: calls.commands,
+        failures: calls.failures,
+        retries: calls.retries,
+        latency: calls.latency,
+        last_error: calls.last_error,
+        pubsub: counters.pubsub().snapshot(),
+        connections_created: connections.created,
+        connections_closed: connections.closed,
+        pool: PoolStats {
+            max_size: status.max_size,
+            size: status.size,
+            idle: status.available,
+            in_use: status.size.saturating_sub(status.available),
+            waiting: status.waiting,
+        },
+        circuit: target.breaker().state(),
+        circuit_openings: target.breaker().openings(),
+        ..DatabaseStats::default()
+    }
+}
+
+/// The metrics sampler (`None` without feature `metrics`): every second, the pool's gauges,
+/// the breaker's state and openings and the connection counts, read as `stats()` reads them.
+pub(crate) fn metrics_sampler(
+    inner: &std::sync::Arc<Inner>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    #[cfg(feature = "metrics")]
+    {
+        Some(tokio::spawn(sample(std::sync::Arc::downgrade(inner))))
+    }
+    #[cfg(not(feature = "metrics"))]
+    {
+        let _ = inner;
+        None
+    }
+}
+
+#[cfg(feature = "metrics")]
+async fn sample(inner: std::sync::Weak<Inner>) {
+    let mut tick = tokio::time::interval(crate::metrics::SAMPLE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tick.tick().await;
+        let Some(inner) = inner.upgrade() else { return };
+        for target in inner.targets() {
+            let status = target.pool().status();
+            let connections = target.counters().connections(status.size);
+            target.counters().metrics.sampled(crate::metrics::Sampled {
+                idle: status.available as u64,
+                used: status.size.saturating_sub(status.available) as u64,
+                max: status.max_size as u64,
+                pending: status.waiting as u64,
+                circuit_open: u64::from(target.breaker().state() != CircuitState::Closed),
+                circuit_openings: target.breaker().openings(),
+                connections_created: connections.created,
+                connections_closed: connections.closed,
+            });
+        }
+    }
+}
+
 /// A snapshot of every database's figures. Serialized:
 /// `{"uptime_seconds": .., "totals": {..}, "databases": {"<name>": {..}, ..}}`.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct Stats {
     /// Seconds since the client connected.
     pub uptime_seconds: f64,
@@ -267,6 +150,7 @@ fn serialize_by_name<S: Serializer>(
 
 /// Sums over all pools.
 #[derive(Debug, Clone, Default, Serialize)]
+#[non_exhaustive]
 pub struct Totals {
     /// Calls made.
     pub commands: u64,
@@ -282,6 +166,7 @@ pub struct Totals {
 
 /// The figures of one database.
 #[derive(Debug, Clone, Default, Serialize)]
+#[non_exhaustive]
 pub struct DatabaseStats {
     /// The YAML name (the key in the serialized map).
     #[serde(skip)]
@@ -299,7 +184,7 @@ pub struct DatabaseStats {
     /// The circuit breaker's state.
     pub circuit: CircuitState,
     /// The background monitor's last verdict (`None` before its first check or when disabled).
-    pub health: Option<crate::health::HealthState>,
+    pub health: Option<HealthState>,
     /// How often the circuit opened.
     pub circuit_openings: u64,
     /// Connections opened (shared lane and pool).
@@ -316,21 +201,9 @@ pub struct DatabaseStats {
     pub pubsub: PubSubStats,
 }
 
-/// Pub/sub figures of one database, summed over its subscribers.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct PubSubStats {
-    /// Channels, patterns and sharded channels held now (re-issued after every reconnect).
-    pub subscriptions: u64,
-    /// Messages received from the server (delivered or dropped).
-    pub messages_received: u64,
-    /// Messages dropped because a subscriber's consumer fell behind (its buffer was full).
-    pub messages_dropped: u64,
-    /// Times a subscriber's connection was re-established after it broke.
-    pub reconnections: u64,
-}
-
 /// Pool figures at the snapshot.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
+#[non_exhaustive]
 pub struct PoolStats {
     /// Largest allowed size.
     pub max_size: usize,
@@ -344,57 +217,9 @@ pub struct PoolStats {
     pub waiting: usize,
 }
 
-/// Latency of calls, in microseconds.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
-pub struct LatencyStats {
-    /// Calls measured.
-    pub samples: u64,
-    /// Mean.
-    pub mean_us: f64,
-    /// 99th percentile.
-    pub p99_us: u64,
-    /// Maximum.
-    pub max_us: u64,
-}
-
-/// Circuit breaker state.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CircuitState {
-    /// Calls pass.
-    #[default]
-    Closed,
-    /// Calls fail at once.
-    Open,
-    /// One probe call is in flight.
-    HalfOpen,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn records_calls_failures_and_latency() {
-        let counters = Counters::new();
-        for ms in 1..=100 {
-            counters.record_call(Duration::from_millis(ms), None);
-        }
-        counters.record_call(Duration::from_millis(1), Some("boom"));
-        counters.record_retry();
-        let mut stats = DatabaseStats::default();
-        counters.snapshot_into(&mut stats);
-        assert_eq!(stats.commands, 101);
-        assert_eq!(stats.failures, 1);
-        assert_eq!(stats.retries, 1);
-        assert_eq!(stats.last_error.as_deref(), Some("boom"));
-        assert!(
-            (99_000..=100_500).contains(&stats.latency.p99_us),
-            "{:?}",
-            stats.latency
-        );
-        assert!(stats.latency.mean_us > 40_000.0 && stats.latency.mean_us < 60_000.0);
-    }
 
     #[test]
     fn serializes_databases_as_a_map_by_name() {

@@ -26,10 +26,10 @@ use tokio::task::JoinHandle;
 
 use crate::call::Failure;
 use crate::connector::{Connector, Link, Role};
+use crate::counters::Counters;
 use crate::database::Database;
 use crate::error::Error;
 use crate::retry::{self, Stage};
-use crate::stats::Counters;
 use crate::target::Target;
 
 /// How often a subscriber on a Sentinel-managed endpoint asks its node for `ROLE`: a master
@@ -883,15 +883,8 @@ mod tests {
         }
         assert_eq!(inbox.shared.dropped.load(Ordering::Relaxed), 6);
         assert_eq!(inbox.shared.received.load(Ordering::Relaxed), 10);
-        let mut stats = crate::stats::DatabaseStats::default();
-        counters.snapshot_into(&mut stats);
-        assert_eq!(
-            (
-                stats.pubsub.messages_received,
-                stats.pubsub.messages_dropped
-            ),
-            (10, 6)
-        );
+        let pubsub = counters.pubsub().snapshot();
+        assert_eq!((pubsub.messages_received, pubsub.messages_dropped), (10, 6));
         // Through the Stream impl: the oldest four were kept, in order.
         let mut stream = futures_util::stream::poll_fn(move |cx| inbox.poll_recv(cx));
         for i in 0..4 {

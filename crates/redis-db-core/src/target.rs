@@ -12,14 +12,14 @@ use redis_db_config::{Config, ReadFrom, Topology};
 use crate::breaker::Breaker;
 use crate::call::{self, Failure, Policies};
 use crate::command::CommandTraits;
-use crate::connector::{self, Connector, Role};
+use crate::connector::{Connector, Role};
+use crate::counters::Counters;
 use crate::error::Error;
 use crate::lane::{Lane, LaneConnection};
 use crate::metrics::Metrics;
 use crate::pool::{self, Pool, PooledLink};
 use crate::readiness::Readiness;
 use crate::retry::{self, Stage};
-use crate::stats::Counters;
 use crate::wire::{deadline, timed_out, Reply, Request};
 
 pub(crate) struct Target {
@@ -50,7 +50,7 @@ pub(crate) struct Target {
 impl Target {
     pub fn new(config: &Config, owner: &redis_db_config::Database) -> Result<Target, Error> {
         let (connection, topology) = config.endpoint_of(owner);
-        let address = connector::describe(connection, topology);
+        let address = topology.display_endpoint(connection);
         let invalid = |source: RedisError| Error::Unreachable {
             database: owner.name.clone(),
             db: owner.db,
@@ -292,21 +292,26 @@ pub(crate) async fn send_shared(
     timeout: Option<Duration>,
     begun: Instant,
 ) -> Result<Reply, Failure> {
-    let sent = async {
-        match request.send(&mut live.connection).await {
-            Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::Ask) => Box::pin(
-                crate::cluster::follow_ask(&mut live.connection, request, &e),
-            )
-            .await
-            .unwrap_or(Err(e)),
-            other => other,
-        }
-    };
-    let outcome = match timeout.and_then(|limit| deadline(begun, limit)) {
-        Some((at, limit)) => tokio::time::timeout_at(at, sent)
+    let deadline = timeout.and_then(|limit| deadline(begun, limit));
+    let outcome = match deadline {
+        Some((at, limit)) => tokio::time::timeout_at(at, request.send(&mut live.connection))
             .await
             .unwrap_or_else(|_| Err(timed_out(limit))),
-        None => sent.await,
+        None => request.send(&mut live.connection).await,
+    };
+    // A cluster slot in migration: followed once, boxed (cold), within the same deadline.
+    let outcome = match outcome {
+        Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::Ask) => {
+            let follow = crate::cluster::follow_ask(&mut live.connection, request, &e);
+            let followed = match deadline {
+                Some((at, limit)) => Box::pin(tokio::time::timeout_at(at, follow))
+                    .await
+                    .unwrap_or_else(|_| Some(Err(timed_out(limit)))),
+                None => Box::pin(follow).await,
+            };
+            followed.unwrap_or(Err(e))
+        }
+        other => other,
     };
     outcome.map_err(|e| {
         if retry::needs_new_connection(&e) {

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Once;
 
 use redis::{ClientTlsConfig, ErrorKind, RedisError, TlsCertificates, TlsMode};
-use redis_db_config::{Connection, TlsOptions};
+use redis_db_config::{ConnectionSettings, TlsOptions};
 
 /// Makes sure rustls has a process-level crypto provider before the first TLS handshake.
 ///
@@ -24,7 +24,7 @@ pub(crate) fn ensure_crypto_provider() {
 }
 
 /// `Secure`, or `Insecure` for `tls: { insecure: true }`.
-pub(crate) fn mode(connection: &Connection) -> TlsMode {
+pub(crate) fn mode(connection: &ConnectionSettings) -> TlsMode {
     if connection.tls_options.insecure {
         TlsMode::Insecure
     } else {
@@ -58,24 +58,32 @@ pub(crate) fn certificates(options: &TlsOptions) -> Result<Option<TlsCertificate
     }))
 }
 
+/// The description of a [`refusal`]'s error, by which [`refused`] knows it.
+const REFUSED: &str = "TLS handshake refused";
+
 /// A TLS handshake that failed over a certificate (the server's, not signed by the CA we trust
 /// or not naming the host; or ours, refused by the server) fails the same way every time: it is
-/// turned into a configuration error, which is never retried, naming the endpoint and the reason.
-/// Any other error is returned as it was. Matched on rustls's wording, because redis-rs passes
-/// some errors on as text only (a cluster's "Failed to create initial connections").
-pub(crate) fn refusal(error: RedisError, endpoint: impl FnOnce() -> String) -> RedisError {
+/// turned into an error that is never retried and becomes [`crate::Error::Tls`], whose detail is
+/// rustls's reason and what to check. Any other error is returned as it was. Matched on rustls's
+/// wording, because redis-rs passes some errors on as text only (a cluster's "Failed to create
+/// initial connections").
+pub(crate) fn refusal(error: RedisError) -> RedisError {
     let text = error.to_string();
     let Some(hint) = certificate_refusal(&text) else {
         return error;
     };
     RedisError::from((
         ErrorKind::InvalidClientConfig,
-        "TLS certificate refused",
-        format!(
-            "the TLS handshake with {} failed: {text}; {hint} (not retried: it fails the same way every time)",
-            endpoint()
-        ),
+        REFUSED,
+        format!("{text}; {hint}"),
     ))
+}
+
+/// The detail of a [`refusal`] (rustls's reason and what to check); `None` for any other error.
+pub(crate) fn refused(error: &RedisError) -> Option<&str> {
+    (error.kind() == ErrorKind::InvalidClientConfig && error.to_string().starts_with(REFUSED))
+        .then(|| error.detail())
+        .flatten()
 }
 
 /// What to check, when `text` (a connection error) is a certificate refusal.
@@ -157,21 +165,32 @@ mod tests {
             ("received fatal alert: CertificateRequired", "`tls.cert_file`"),
             ("Failed to create initial connections - received fatal alert: BadCertificate", "`tls.cert_file`"),
         ] {
-            let error = refusal(io(text), || "rediss://127.0.0.1:1".to_owned());
+            let error = refusal(io(text));
             assert_eq!(error.kind(), ErrorKind::InvalidClientConfig, "{text}");
-            let shown = error.to_string();
-            assert!(shown.contains("rediss://127.0.0.1:1") && shown.contains(text) && shown.contains(hint), "{shown}");
+            let detail = refused(&error).unwrap_or_else(|| panic!("not a refusal: {error}"));
+            assert!(detail.starts_with(text) && detail.contains(hint), "{detail}");
+            // The classifier's table sees it as final.
+            assert_eq!(
+                crate::retry::classify(&error, crate::retry::Stage::Connect),
+                crate::retry::Verdict::TlsRefused,
+                "{text}"
+            );
         }
         for text in [
             "Connection refused (os error 111)",
             "received fatal alert: DecodeError",
         ] {
-            assert_eq!(
-                refusal(io(text), || unreachable!()).kind(),
-                ErrorKind::Io,
-                "{text}"
-            );
+            let error = refusal(io(text));
+            assert_eq!(error.kind(), ErrorKind::Io, "{text}");
+            assert!(refused(&error).is_none(), "{text}");
         }
+        // Another configuration error is not taken for a refusal.
+        let other = RedisError::from((
+            ErrorKind::InvalidClientConfig,
+            "cannot read a TLS file",
+            "x".to_owned(),
+        ));
+        assert!(refused(&other).is_none());
     }
 
     #[test]

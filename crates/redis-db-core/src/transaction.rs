@@ -24,8 +24,8 @@
 
 use redis::{Pipeline, RedisError, RedisFuture, ToRedisArgs};
 
+use crate::connection::Connection;
 use crate::error::Error;
-use crate::handle::{Connection, Handle};
 
 /// How many times [`crate::Handle::transaction`] runs its body at most (the first run and the
 /// re-runs after a watched key changed) before giving up with [`Error::Transaction`]. Every
@@ -38,12 +38,18 @@ const KEYS_SHOWN: usize = 8;
 
 /// Builds the `WATCH` and the keys' description at once, so that the returned future does not
 /// borrow `keys` (a temporary `&[..]` in the call is fine).
-pub(crate) fn run<'h, K, T, F>(
-    handle: &'h Handle,
+///
+/// `connect` is `Handle::connection` of the database `database` (db `db`), awaited only once
+/// the keys are known to be usable.
+pub(crate) fn run<'h, K, T, F, C>(
+    database: &str,
+    db: u32,
+    connect: C,
     keys: &[K],
     body: F,
 ) -> impl std::future::Future<Output = Result<T, Error>> + 'h
 where
+    C: std::future::Future<Output = Result<Connection, Error>> + 'h,
     K: ToRedisArgs,
     F: for<'c> FnMut(&'c mut Connection, &'c mut Pipeline) -> RedisFuture<'c, Option<T>> + 'h,
     T: 'h,
@@ -52,31 +58,31 @@ where
     for key in keys {
         watch.arg(key);
     }
-    let described = describe(keys);
-    watched(handle, (!keys.is_empty()).then_some(watch), described, body)
+    let context = Context {
+        database: database.to_owned(),
+        db,
+        keys: describe(keys),
+    };
+    watched(context, connect, (!keys.is_empty()).then_some(watch), body)
 }
 
-async fn watched<T, F>(
-    handle: &Handle,
+async fn watched<T, F, C>(
+    context: Context,
+    connect: C,
     watch: Option<redis::Cmd>,
-    keys: String,
     mut body: F,
 ) -> Result<T, Error>
 where
+    C: std::future::Future<Output = Result<Connection, Error>>,
     F: for<'c> FnMut(&'c mut Connection, &'c mut Pipeline) -> RedisFuture<'c, Option<T>>,
 {
-    let context = Context {
-        database: handle.name().to_owned(),
-        db: handle.db(),
-        keys,
-    };
     let Some(watch) = watch else {
         return Err(context.failed(
             "at least one key to WATCH is needed (for MULTI/EXEC alone, use an `.atomic()` pipeline on the handle)".to_owned(),
             None,
         ));
     };
-    let mut connection = handle.connection().await?;
+    let mut connection = connect.await?;
     for run in 1..=MAX_TRANSACTION_RUNS {
         if let Err(error) = watch.exec_async(&mut connection).await {
             connection.discard();
