@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use redis_db::redis::AsyncCommands;
 use redis_db::Error;
+use support::client::OnTestServer;
 use support::RedisServer;
 
 #[redis_db::databases(config = "tests/fixtures/runtime.yaml")]
@@ -79,8 +80,7 @@ async fn no_password_for_a_protected_server_is_an_authentication_error() {
     let server = RedisServer::start(&["--requirepass", PASSWORD]);
     let started = Instant::now();
     let error = Db::builder()
-        .url(server.url())
-        .ignore_environment()
+        .on(&server)
         .configure(slow_retries)
         .connect()
         .await
@@ -99,8 +99,7 @@ async fn a_database_number_the_server_rejects_names_the_database() {
     let server = RedisServer::start(&["--databases", "4"]);
     let started = Instant::now();
     let error = Db::builder()
-        .url(server.url())
-        .ignore_environment()
+        .on(&server)
         .configure(slow_retries)
         .connect()
         .await
@@ -157,8 +156,7 @@ async fn an_unreachable_server_fails_after_the_retries_in_bounded_time() {
 async fn a_command_error_surfaces_at_once_and_stays_matchable() {
     let server = RedisServer::start(&[]);
     let db = Db::builder()
-        .url(server.url())
-        .ignore_environment()
+        .on(&server)
         .configure(slow_retries)
         .connect()
         .await
@@ -223,12 +221,7 @@ async fn a_command_error_surfaces_at_once_and_stays_matchable() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn select_through_a_handle_is_refused_and_points_to_connection() {
     let server = RedisServer::start(&[]);
-    let db = Db::builder()
-        .url(server.url())
-        .ignore_environment()
-        .connect()
-        .await
-        .unwrap();
+    let db = Db::builder().on(&server).connect().await.unwrap();
     let _: () = db.main().set("where", "db0").await.unwrap();
 
     let error = redis::cmd("SELECT")
@@ -264,12 +257,7 @@ async fn select_through_a_handle_is_refused_and_points_to_connection() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connection_gives_an_exclusive_connection_for_watch_multi_exec() {
     let server = RedisServer::start(&[]);
-    let db = Db::builder()
-        .url(server.url())
-        .ignore_environment()
-        .connect()
-        .await
-        .unwrap();
+    let db = Db::builder().on(&server).connect().await.unwrap();
     let mut connection = db.jobs().connection().await.unwrap();
     let _: () = connection.set("balance", 10).await.unwrap();
     let on_db3: i64 = redis::cmd("GET")

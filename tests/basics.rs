@@ -3,18 +3,14 @@
 mod support;
 
 use redis_db::redis::AsyncCommands;
+use support::client::OnTestServer;
 use support::RedisServer;
 
 #[redis_db::databases(config = "tests/fixtures/runtime.yaml")]
 pub enum Db {}
 
 async fn connect(server: &RedisServer) -> DbClient {
-    Db::builder()
-        .url(server.url())
-        .ignore_environment()
-        .connect()
-        .await
-        .expect("connect")
+    Db::builder().on(server).connect().await.expect("connect")
 }
 
 #[tokio::test]

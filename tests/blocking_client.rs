@@ -5,6 +5,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use redis_db::redis::{self, Commands};
+use support::client::OnTestServer;
 use support::{restart_into_loading, RedisServer};
 
 #[redis_db::databases(config = "tests/fixtures/runtime.yaml")]
@@ -12,8 +13,7 @@ pub enum Db {}
 
 fn connect(server: &RedisServer) -> DbBlockingClient {
     Db::builder()
-        .url(server.url())
-        .ignore_environment()
+        .on(server)
         .connect_blocking()
         .expect("connect_blocking")
 }

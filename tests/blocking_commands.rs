@@ -6,6 +6,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use redis_db::redis::AsyncCommands;
+use support::client::OnTestServer;
 use support::RedisServer;
 
 #[redis_db::databases(config = "tests/fixtures/runtime.yaml")]
@@ -13,8 +14,7 @@ pub enum Db {}
 
 async fn client(server: &RedisServer) -> DbClient {
     Db::builder()
-        .url(server.url())
-        .ignore_environment()
+        .on(server)
         .configure(|c| c.timeout = Duration::from_millis(500))
         .connect()
         .await

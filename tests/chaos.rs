@@ -26,9 +26,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use faults::{control, foreign_clients, info_field, Chaos, Fault, FAULTS};
+use faults::{control, foreign_clients, Chaos, Fault, FAULTS};
 use redis_db::redis;
 use rng::Rng;
+use support::info;
 use support::proxy::Proxy;
 use support::RedisServer;
 use workload::{Budget, TaskReport};
@@ -165,8 +166,8 @@ fn chaos() {
         // that every restart loads them (slowly when `--key-load-delay` is set).
         let _: String = redis::cmd("BGREWRITEAOF").query(&mut raw).unwrap();
         RedisServer::wait_for(Duration::from_secs(30), "AOF rewrite", || {
-            info_field(&mut raw, "persistence", "aof_rewrite_in_progress").as_deref() == Some("0")
-                && info_field(&mut raw, "persistence", "aof_rewrite_scheduled").as_deref()
+            info::read(&mut raw, "persistence", "aof_rewrite_in_progress").as_deref() == Some("0")
+                && info::read(&mut raw, "persistence", "aof_rewrite_scheduled").as_deref()
                     == Some("0")
         });
     }

@@ -8,6 +8,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use redis_db::{CircuitState, Error, HealthState};
+use support::client::OnTestServer;
 use support::RedisServer;
 
 #[redis_db::databases(config = "tests/fixtures/runtime.yaml")]
@@ -19,8 +20,7 @@ const THRESHOLD: u32 = 3;
 /// 1 s that a call which really tried to connect could not beat.
 async fn client(server: &RedisServer, reset: Duration) -> DbClient {
     Db::builder()
-        .url(server.url())
-        .ignore_environment()
+        .on(server)
         .configure(move |c| {
             c.circuit_breaker.failure_threshold = THRESHOLD;
             c.circuit_breaker.reset_timeout = reset;

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use redis_db::config::{Cluster, NodeAddress, ReadFrom, Topology};
 use redis_db::redis::AsyncCommands;
 use support::topology::{
-    cluster_nodes, info_field_at, key_slot, raw_at, settle, ClusterSet, WriteLoad,
+    cluster_nodes, cmdstat_at, key_slot, raw_at, settle, ClusterSet, WriteLoad,
 };
 use support::RedisServer;
 
@@ -165,7 +165,7 @@ async fn ask_redirects_during_a_slot_migration_are_followed() {
         .arg(5000)
         .query(&mut on_source)
         .unwrap();
-    let asks_before = cluster_stat(target.port, "asking");
+    let asks_before = cmdstat_at(target.port, "asking", "calls");
     let moved: String = db.main().get("{ask}moved").await.unwrap();
     assert_eq!(moved, "on target", "GET followed ASK to the importing node");
     let stays: String = db.main().get("{ask}stays").await.unwrap();
@@ -178,7 +178,7 @@ async fn ask_redirects_during_a_slot_migration_are_followed() {
         .unwrap();
     assert_eq!(on_target_now.as_deref(), Some("created"));
     assert!(
-        cluster_stat(target.port, "asking") > asks_before,
+        cmdstat_at(target.port, "asking", "calls") > asks_before,
         "the client sent ASKING to the importing node"
     );
     // Finish the migration of that slot.
@@ -243,15 +243,6 @@ async fn moved_redirects_after_resharding_are_followed() {
         main.retries, main.failures
     );
     assert_eq!(main.failures, 0, "{:?}", main.last_error);
-}
-
-/// `cmdstat_<command>` calls on the node at `port`.
-fn cluster_stat(port: u16, command: &str) -> u64 {
-    info_field_at(port, "commandstats", &format!("cmdstat_{command}"))
-        .unwrap_or_default()
-        .split(',')
-        .find_map(|kv| kv.strip_prefix("calls="))
-        .map_or(0, |n| n.parse().unwrap())
 }
 
 fn asking(port: u16) -> redis::Connection {
@@ -413,10 +404,7 @@ async fn a_killed_master_under_write_load_fails_over_and_loses_no_confirmed_writ
 fn cluster_state(port: u16) -> Option<String> {
     let mut raw = raw_at(port, 0).ok()?;
     let info: String = redis::cmd("CLUSTER").arg("INFO").query(&mut raw).ok()?;
-    info.lines().find_map(|l| {
-        l.strip_prefix("cluster_state:")
-            .map(|v| v.trim().to_owned())
-    })
+    support::info::field(&info, "cluster_state")
 }
 
 /// `read_from: replica` on a cluster made a moment ago: the first slot map the client reads has
@@ -452,7 +440,7 @@ async fn read_from_replica_serves_reads_from_replicas() {
         cluster
             .replicas()
             .iter()
-            .filter(|r| cluster_stat(r.port, "get") == 0)
+            .filter(|r| cmdstat_at(r.port, "get", "calls") == 0)
             .count()
     };
     let refreshed = Instant::now();
@@ -484,7 +472,10 @@ async fn read_from_replica_serves_reads_from_replicas() {
     }
     let _: () = db.main().set("r:write", 1).await.unwrap();
     let sum = |nodes: Vec<support::topology::ClusterNodeInfo>, command: &str| -> u64 {
-        nodes.iter().map(|n| cluster_stat(n.port, command)).sum()
+        nodes
+            .iter()
+            .map(|n| cmdstat_at(n.port, command, "calls"))
+            .sum()
     };
     let (replica_gets, master_gets) = (
         sum(cluster.replicas(), "get"),
@@ -502,7 +493,7 @@ async fn read_from_replica_serves_reads_from_replicas() {
     let refused: u64 = cluster
         .replicas()
         .iter()
-        .map(|r| cmdstat_field(r.port, "set", "rejected_calls"))
+        .map(|r| cmdstat_at(r.port, "set", "rejected_calls"))
         .sum();
     eprintln!("[read_from replica] GETs on replicas {replica_gets}, on masters {master_gets}; SETs on masters {master_sets}, refused on replicas {refused}");
     assert_eq!(master_gets, 0, "no read reached a master");
@@ -554,7 +545,7 @@ async fn a_replica_added_later_serves_reads_after_the_topology_refresh() {
     while cluster
         .replicas()
         .iter()
-        .any(|r| cluster_stat(r.port, "get") == 0)
+        .any(|r| cmdstat_at(r.port, "get", "calls") == 0)
     {
         assert!(
             complete.elapsed() < Duration::from_secs(30),
@@ -599,7 +590,7 @@ async fn a_replica_added_later_serves_reads_after_the_topology_refresh() {
         },
     );
     let listed = Instant::now();
-    while cluster_stat(new_port, "get") == 0 {
+    while cmdstat_at(new_port, "get", "calls") == 0 {
         assert!(
             listed.elapsed() < Duration::from_secs(20),
             "no read reached the added replica within 20 s (topology_refresh: 1)"
@@ -612,16 +603,6 @@ async fn a_replica_added_later_serves_reads_after_the_topology_refresh() {
         listed.elapsed()
     );
     added[0].kill();
-}
-
-/// One field (`calls`, `rejected_calls`, ...) of `cmdstat_<command>` on the node at `port`.
-fn cmdstat_field(port: u16, command: &str, field: &str) -> u64 {
-    let prefix = format!("{field}=");
-    info_field_at(port, "commandstats", &format!("cmdstat_{command}"))
-        .unwrap_or_default()
-        .split(',')
-        .find_map(|kv| kv.strip_prefix(prefix.as_str()))
-        .map_or(0, |n| n.parse().unwrap())
 }
 
 async fn connect_error(seeds: Vec<String>) -> (String, Duration) {

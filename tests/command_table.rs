@@ -16,7 +16,7 @@ use redis_db::Error;
 use redis_db_core::command_table::{
     builtin_verdict, parse_command_reply, CommandFlags, ServerCommand,
 };
-use support::RedisServer;
+use support::{info, RedisServer};
 
 #[redis_db::databases(config = "tests/fixtures/runtime.yaml")]
 pub enum Db {}
@@ -156,18 +156,13 @@ impl Live {
 
     /// `redis 7.0.15` or `valkey 9.1.2`, for messages.
     fn identity(&self) -> String {
-        let info: String = redis::cmd("INFO")
-            .arg("server")
-            .query(&mut self.raw())
-            .unwrap();
-        let field = |name: &str| {
-            info.lines()
-                .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
-                .map(|v| v.trim().to_owned())
-        };
-        match field("valkey_version") {
+        let server = info::query(&mut self.raw(), "server").unwrap();
+        match info::field(&server, "valkey_version") {
             Some(version) => format!("valkey {version}"),
-            None => format!("redis {}", field("redis_version").unwrap_or_default()),
+            None => format!(
+                "redis {}",
+                info::field(&server, "redis_version").unwrap_or_default()
+            ),
         }
     }
 
@@ -500,20 +495,10 @@ fn the_classification_agrees_with_valkeys_command_table() {
 /// connections the server has accepted, read on `raw` (opening a connection sends handshake
 /// commands, CLIENT SETINFO among them).
 fn command_calls(raw: &mut redis::Connection) -> (HashMap<String, u64>, u64) {
-    let info: String = redis::cmd("INFO").arg("commandstats").query(raw).unwrap();
-    let calls = info
-        .lines()
-        .filter_map(|line| {
-            let (name, stats) = line.strip_prefix("cmdstat_")?.split_once(':')?;
-            let calls = stats.split(',').find_map(|kv| kv.strip_prefix("calls="))?;
-            Some((name.to_owned(), calls.parse().ok()?))
-        })
-        .collect();
-    let stats: String = redis::cmd("INFO").arg("stats").query(raw).unwrap();
-    let connections = stats
-        .lines()
-        .find_map(|line| line.strip_prefix("total_connections_received:"))
-        .and_then(|n| n.trim().parse().ok())
+    let calls = info::commandstats_calls(&info::query(raw, "commandstats").unwrap());
+    let stats = info::query(raw, "stats").unwrap();
+    let connections = info::field(&stats, "total_connections_received")
+        .and_then(|n| n.parse().ok())
         .unwrap();
     (calls, connections)
 }

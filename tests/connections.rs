@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use redis_db::redis::AsyncCommands;
 use redis_db::Error;
+use support::client::OnTestServer;
 use support::{keepalive_timers, wait_for_async, RedisServer};
 
 #[redis_db::databases(config = "tests/fixtures/runtime.yaml")]
@@ -17,8 +18,7 @@ pub enum Db {}
 async fn keepalive_settings_are_on_every_socket() {
     let server = RedisServer::start(&[]);
     let db = Db::builder()
-        .url(server.url())
-        .ignore_environment()
+        .on(&server)
         .configure(|c| c.keepalive.idle = Duration::from_secs(45))
         .connect()
         .await
@@ -48,8 +48,7 @@ async fn keepalive_settings_are_on_every_socket() {
 async fn idle_connections_are_closed_and_reopened_on_demand() {
     let server = RedisServer::start(&[]);
     let db = Db::builder()
-        .url(server.url())
-        .ignore_environment()
+        .on(&server)
         .configure(|c| c.idle_timeout = Duration::from_millis(300))
         .connect()
         .await
@@ -90,8 +89,7 @@ async fn idle_connections_are_closed_and_reopened_on_demand() {
 async fn per_database_pool_sizes_are_honoured() {
     let server = RedisServer::start(&[]);
     let db = Db::builder()
-        .url(server.url())
-        .ignore_environment()
+        .on(&server)
         .config_file(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/tests/fixtures/pool_sizes.yaml"
@@ -143,12 +141,7 @@ async fn per_database_pool_sizes_are_honoured() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn per_database_timeouts_are_honoured() {
     let server = RedisServer::start(&[]);
-    let db = Db::builder()
-        .url(server.url())
-        .ignore_environment()
-        .connect()
-        .await
-        .unwrap();
+    let db = Db::builder().on(&server).connect().await.unwrap();
     let sleep = || {
         let mut cmd = redis::cmd("DEBUG");
         cmd.arg("SLEEP").arg(1.5);

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use redis_db::redis::AsyncCommands;
 use redis_db::Error;
+use support::client::OnTestServer;
 use support::RedisServer;
 
 #[redis_db::databases(config = "tests/fixtures/environment.yaml")]
@@ -160,8 +161,7 @@ async fn environment_variables_and_layers() {
         ("REDIS_DB_CONFIG", "/does/not/exist.yaml"),
     ]);
     let db = Db::builder()
-        .url(server.url())
-        .ignore_environment()
+        .on(&server)
         .connect()
         .await
         .expect("environment ignored");

@@ -6,6 +6,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use redis_db::HealthState;
+use support::client::OnTestServer;
 use support::{restart_into_loading, wait_for_async, RedisServer};
 
 #[redis_db::databases(config = "tests/fixtures/runtime.yaml")]
@@ -15,8 +16,7 @@ const TIMEOUT: Duration = Duration::from_millis(300);
 
 async fn client(server: &RedisServer, monitor: Option<Duration>) -> DbClient {
     Db::builder()
-        .url(server.url())
-        .ignore_environment()
+        .on(server)
         .configure(move |c| {
             c.timeout = TIMEOUT;
             c.health_check_interval = monitor;

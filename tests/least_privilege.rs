@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use redis_db::redis::AsyncCommands;
 use redis_db::{Error, HealthState};
-use support::{restart_into_loading, RedisServer};
+use support::{info, restart_into_loading, RedisServer};
 
 #[redis_db::databases(config = "tests/fixtures/least_privilege.yaml")]
 pub enum Db {}
@@ -61,17 +61,14 @@ impl Inspector {
         Inspector(server.raw(0))
     }
 
-    fn field(&mut self, section: &str, field: &str) -> String {
-        let info: String = redis::cmd("INFO").arg(section).query(&mut self.0).unwrap();
-        info.lines()
-            .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
-            .unwrap_or_default()
-            .trim()
-            .to_owned()
+    fn field(&mut self, section: &str, field: &str) -> Option<String> {
+        let text = info::query(&mut self.0, section).unwrap();
+        info::field(&text, field)
     }
 
     fn connections_received(&mut self) -> u64 {
         self.field("stats", "total_connections_received")
+            .unwrap_or_default()
             .parse()
             .unwrap()
     }
@@ -79,10 +76,8 @@ impl Inspector {
     /// `rejected_calls` of one command in `INFO commandstats` (refused before running, e.g.
     /// `LOADING`).
     fn rejected_calls(&mut self, command: &str) -> u64 {
-        self.field("commandstats", &format!("cmdstat_{command}"))
-            .split(',')
-            .find_map(|kv| kv.strip_prefix("rejected_calls="))
-            .map_or(0, |n| n.parse().unwrap())
+        let stats = self.field("commandstats", &format!("cmdstat_{command}"));
+        info::cmdstat(stats.as_deref(), "rejected_calls")
     }
 }
 
@@ -199,7 +194,10 @@ async fn a_call_waits_out_loading_paced_by_the_poll_interval() {
     let _: () = db.app().set("app:k", "kept").await.unwrap();
     restart_into_loading(&mut server, 30_000, 10);
     let mut inspector = Inspector::new(&server);
-    assert_eq!(inspector.field("persistence", "loading"), "1");
+    assert_eq!(
+        inspector.field("persistence", "loading").as_deref(),
+        Some("1")
+    );
 
     let started = Instant::now();
     let mut app = db.app();
@@ -211,7 +209,10 @@ async fn a_call_waits_out_loading_paced_by_the_poll_interval() {
 
     let v = call.await.unwrap().expect("the call waits out LOADING");
     let waited = started.elapsed();
-    assert_eq!(inspector.field("persistence", "loading"), "0");
+    assert_eq!(
+        inspector.field("persistence", "loading").as_deref(),
+        Some("0")
+    );
     assert_eq!(v.as_deref(), Some("kept"), "saved before the restart");
     let rejected = inspector.rejected_calls("get");
     // One GET per poll interval at most, plus slack for the first attempts.

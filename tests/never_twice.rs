@@ -6,6 +6,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use redis_db::Error;
+use support::client::OnTestServer;
 use support::{wait_for_async, RedisServer};
 
 #[redis_db::databases(config = "tests/fixtures/runtime.yaml")]
@@ -23,8 +24,7 @@ return 1
 
 async fn client(server: &RedisServer, timeout: Duration) -> DbClient {
     Db::builder()
-        .url(server.url())
-        .ignore_environment()
+        .on(server)
         .configure(move |c| {
             c.timeout = timeout;
             c.retry.attempts = 3;
@@ -134,8 +134,7 @@ async fn a_read_that_timed_out_is_retried() {
 async fn a_write_to_a_stopped_server_fails_in_bounded_time_and_applies_at_most_once() {
     let server = RedisServer::start(&[]);
     let db = Db::builder()
-        .url(server.url())
-        .ignore_environment()
+        .on(&server)
         .configure(|c| {
             c.timeout = Duration::from_millis(300);
             c.connect_timeout = Duration::from_millis(300);

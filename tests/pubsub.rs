@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use redis_db::redis::AsyncCommands;
 use redis_db::{Message, Subscriber};
+use support::client::OnTestServer;
 use support::RedisServer;
 
 #[redis_db::databases(config = "tests/fixtures/pubsub.yaml")]
@@ -29,12 +30,7 @@ mod on_cluster {
 const WITHIN: Duration = Duration::from_secs(20);
 
 async fn connect(server: &RedisServer) -> DbClient {
-    Db::builder()
-        .url(server.url())
-        .ignore_environment()
-        .connect()
-        .await
-        .expect("connect")
+    Db::builder().on(server).connect().await.expect("connect")
 }
 
 async fn next_within(sub: &mut Subscriber, within: Duration) -> Message {
@@ -359,8 +355,7 @@ async fn dropping_a_subscriber_closes_its_connection() {
 fn the_blocking_client_iterates_messages() {
     let server = RedisServer::start(&[]);
     let db = Db::builder()
-        .url(server.url())
-        .ignore_environment()
+        .on(&server)
         .connect_blocking()
         .expect("connect_blocking");
     let mut sub = db.main().subscriber().expect("blocking subscriber");

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use redis_db::redis::AsyncCommands;
 use redis_db::{CircuitState, Error};
+use support::client::OnTestServer;
 use support::{restart_into_loading, RedisServer};
 
 #[redis_db::databases(config = "tests/fixtures/runtime.yaml")]
@@ -36,8 +37,7 @@ async fn connect_returns_only_once_the_dataset_is_loaded() {
 
     let started = Instant::now();
     let db = Db::builder()
-        .url(server.url())
-        .ignore_environment()
+        .on(&server)
         .connect()
         .await
         .expect("connect waits out LOADING");
@@ -64,12 +64,7 @@ async fn connect_returns_only_once_the_dataset_is_loaded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_made_during_loading_waits_and_succeeds() {
     let mut server = RedisServer::start(&[]);
-    let db = Db::builder()
-        .url(server.url())
-        .ignore_environment()
-        .connect()
-        .await
-        .unwrap();
+    let db = Db::builder().on(&server).connect().await.unwrap();
     restart_into_loading(&mut server, KEYS, DELAY_US);
     assert!(
         loading(&server),
@@ -99,8 +94,7 @@ async fn connect_gives_up_with_still_loading_after_max_wait() {
     restart_into_loading(&mut server, KEYS, DELAY_US);
     let started = Instant::now();
     let result = Db::builder()
-        .url(server.url())
-        .ignore_environment()
+        .on(&server)
         .configure(|c| c.readiness.max_wait = Duration::from_millis(400))
         .connect()
         .await;
@@ -129,15 +123,13 @@ async fn waiting_for_loading_never_opens_the_breaker() {
     let mut server = RedisServer::start(&[]);
     // Threshold 1: a single wait counted as a failure would open the circuit.
     let patient = Db::builder()
-        .url(server.url())
-        .ignore_environment()
+        .on(&server)
         .configure(|c| c.circuit_breaker.failure_threshold = 1)
         .connect()
         .await
         .unwrap();
     let impatient = Db::builder()
-        .url(server.url())
-        .ignore_environment()
+        .on(&server)
         .configure(|c| {
             c.circuit_breaker.failure_threshold = 1;
             c.readiness.max_wait = Duration::from_millis(200);
@@ -183,12 +175,7 @@ async fn waiting_for_loading_never_opens_the_breaker() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pipeline_made_during_loading_waits_and_succeeds() {
     let mut server = RedisServer::start(&[]);
-    let db = Db::builder()
-        .url(server.url())
-        .ignore_environment()
-        .connect()
-        .await
-        .unwrap();
+    let db = Db::builder().on(&server).connect().await.unwrap();
     restart_into_loading(&mut server, KEYS, DELAY_US);
     assert!(
         loading(&server),
@@ -212,12 +199,7 @@ async fn a_pipeline_made_during_loading_waits_and_succeeds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transaction_made_during_loading_waits_and_succeeds() {
     let mut server = RedisServer::start(&[]);
-    let db = Db::builder()
-        .url(server.url())
-        .ignore_environment()
-        .connect()
-        .await
-        .unwrap();
+    let db = Db::builder().on(&server).connect().await.unwrap();
     restart_into_loading(&mut server, KEYS, DELAY_US);
     assert!(
         loading(&server),
@@ -247,12 +229,7 @@ async fn a_transaction_made_during_loading_waits_and_succeeds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_checked_out_during_loading_waits_until_ready() {
     let mut server = RedisServer::start(&[]);
-    let db = Db::builder()
-        .url(server.url())
-        .ignore_environment()
-        .connect()
-        .await
-        .unwrap();
+    let db = Db::builder().on(&server).connect().await.unwrap();
     restart_into_loading(&mut server, KEYS, DELAY_US);
     assert!(
         loading(&server),

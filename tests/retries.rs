@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use redis_db::redis::AsyncCommands;
 use redis_db::Error;
+use support::client::OnTestServer;
 use support::{wait_for_async, RedisServer};
 
 #[redis_db::databases(config = "tests/fixtures/runtime.yaml")]
@@ -16,8 +17,7 @@ pub enum Db {}
 async fn a_read_survives_a_server_restart_through_retries() {
     let mut server = RedisServer::start(&[]);
     let db = Db::builder()
-        .url(server.url())
-        .ignore_environment()
+        .on(&server)
         .configure(|c| {
             c.retry.attempts = 8;
             c.retry.delay = Duration::from_millis(100);
@@ -56,8 +56,7 @@ async fn a_read_survives_a_server_restart_through_retries() {
 async fn retry_attempts_zero_fails_at_the_first_failure() {
     let mut server = RedisServer::start(&[]);
     let db = Db::builder()
-        .url(server.url())
-        .ignore_environment()
+        .on(&server)
         .configure(|c| {
             c.retry.attempts = 0;
             // A retry loop would show: 1 s before the first retry.
@@ -94,12 +93,7 @@ async fn retry_attempts_zero_fails_at_the_first_failure() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_blocking_read_survives_its_connection_being_killed() {
     let server = RedisServer::start(&[]);
-    let db = Db::builder()
-        .url(server.url())
-        .ignore_environment()
-        .connect()
-        .await
-        .unwrap();
+    let db = Db::builder().on(&server).connect().await.unwrap();
     let blocked = |server: &RedisServer| server.info_field("clients", "blocked_clients").unwrap();
 
     let handle = db.main();
@@ -163,12 +157,7 @@ async fn a_blocking_read_survives_its_connection_being_killed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_and_reads_after_the_shared_connection_was_killed() {
     let server = RedisServer::start(&[]);
-    let db = Db::builder()
-        .url(server.url())
-        .ignore_environment()
-        .connect()
-        .await
-        .unwrap();
+    let db = Db::builder().on(&server).connect().await.unwrap();
     let _: () = db.main().set("k", 1).await.unwrap();
     assert_eq!(server.clients_on_db(0), 1, "one shared connection on db 0");
     let created_before = db.stats().database("main").unwrap().connections_created;

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use redis_db::config::{NodeAddress, ReadFrom, Sentinel, Topology};
 use redis_db::redis::AsyncCommands;
+use support::client::OnTestServer;
 use support::ledger::{tally_lists, Tally};
 use support::topology::{raw_at, LoadLog, SentinelProcess, SentinelSet, WriteLoad, MASTER_NAME};
 use support::RedisServer;
@@ -329,11 +330,7 @@ fn reset_stats(port: u16) {
 }
 
 fn calls(port: u16, command: &str) -> u64 {
-    support::topology::info_field_at(port, "commandstats", &format!("cmdstat_{command}"))
-        .unwrap_or_default()
-        .split(',')
-        .find_map(|kv| kv.strip_prefix("calls="))
-        .map_or(0, |n| n.parse().unwrap())
+    support::topology::cmdstat_at(port, command, "calls")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -424,8 +421,7 @@ async fn a_pipeline_refused_with_readonly_is_retried_on_a_new_connection() {
     let master = RedisServer::start(&[]);
     let demoted = RedisServer::start(&["--replicaof", "127.0.0.1", &master.port().to_string()]);
     let db = Db::builder()
-        .ignore_environment()
-        .url(demoted.url())
+        .on(&demoted)
         .configure(|c| {
             c.topology = Topology::Standalone;
             // About 15 s of retries: ample time to see the refusals and promote the node.

@@ -18,8 +18,8 @@ pub enum Db {}
 fn on(server: &TlsServer, certs: &Certificates, tls: &str) -> redis_db::Builder<Db> {
     let file = runtime_file(certs, "runtime.yaml", &format!("tls:\n{tls}"));
     Db::builder()
-        .ignore_environment()
         .url(server.url())
+        .ignore_environment()
         .config_file(file)
 }
 
@@ -169,10 +169,10 @@ async fn a_wrong_ca_is_refused_naming_the_endpoint_and_the_reason() {
     // nothing) and `rediss://` without any CA (the built-in web roots): refused the same way,
     // never a panic.
     for builder in [
-        Db::builder().ignore_environment().url(server.url()),
+        Db::builder().url(server.url()).ignore_environment(),
         Db::builder()
-            .ignore_environment()
             .url(server.url())
+            .ignore_environment()
             .configure(|c| c.connection.tls_options.ca_file = None),
     ] {
         let text = builder.connect().await.expect_err("refused").to_string();
@@ -297,8 +297,8 @@ async fn insecure_skips_the_certificate_checks() {
     let certs = Certificates::new("insecure");
     let server = TlsServer::start(&certs, ClientAuth::No);
     let db = Db::builder()
-        .ignore_environment()
         .url(server.url())
+        .ignore_environment()
         .configure(|c| {
             c.connection.tls_options.ca_file = None;
             c.connection.tls_options.insecure = true;

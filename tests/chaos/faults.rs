@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use redis_db::redis;
 
 use crate::rng::Rng;
+use crate::support::info;
 use crate::support::proxy::{Mode, Proxy};
 use crate::support::RedisServer;
 use crate::workload::STILL_LOADING;
@@ -72,28 +73,15 @@ pub fn control(port: u16) -> redis::Connection {
     }
 }
 
-pub fn info_field(
-    connection: &mut redis::Connection,
-    section: &str,
-    field: &str,
-) -> Option<String> {
-    let info: String = redis::cmd("INFO").arg(section).query(connection).ok()?;
-    info.lines().find_map(|line| {
-        line.strip_prefix(field)?
-            .strip_prefix(':')
-            .map(|v| v.trim().to_owned())
-    })
-}
-
 fn info_number(connection: &mut redis::Connection, section: &str, field: &str) -> u64 {
-    info_field(connection, section, field)
+    info::read(connection, section, field)
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
 }
 
 /// `errorstat_<code>:count=N` of `INFO errorstats`.
 fn error_count(connection: &mut redis::Connection, code: &str) -> u64 {
-    info_field(connection, "errorstats", &format!("errorstat_{code}"))
+    info::read(connection, "errorstats", &format!("errorstat_{code}"))
         .and_then(|v| v.strip_prefix("count=").and_then(|n| n.parse().ok()))
         .unwrap_or(0)
 }
@@ -412,8 +400,8 @@ impl Chaos<'_> {
         // "already in progress" is as good: the wait below covers it.
         let _: redis::RedisResult<String> = redis::cmd("BGREWRITEAOF").query(&mut raw);
         let rewrite = Instant::now();
-        while info_field(&mut raw, "persistence", "aof_rewrite_in_progress").as_deref() != Some("0")
-            || info_field(&mut raw, "persistence", "aof_rewrite_scheduled").as_deref() != Some("0")
+        while info::read(&mut raw, "persistence", "aof_rewrite_in_progress").as_deref() != Some("0")
+            || info::read(&mut raw, "persistence", "aof_rewrite_scheduled").as_deref() != Some("0")
         {
             assert!(
                 rewrite.elapsed() < Duration::from_secs(60),
@@ -433,7 +421,7 @@ impl Chaos<'_> {
         let mut seen_loading = None;
         let mut raw = control(port);
         loop {
-            match info_field(&mut raw, "persistence", "loading").as_deref() {
+            match info::read(&mut raw, "persistence", "loading").as_deref() {
                 Some("0") => break,
                 Some("1") => {
                     seen_loading.get_or_insert_with(Instant::now);

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod client;
+pub mod info;
 pub mod ledger;
 pub mod proxy;
 pub mod topology;
@@ -294,24 +296,20 @@ impl RedisServer {
     /// One field of `INFO <section>` (e.g. `info_field("persistence", "loading")`), read on a fresh
     /// raw connection. `None` when the field is absent.
     pub fn info_field(&self, section: &str, field: &str) -> Option<String> {
-        let mut raw = self.raw(0);
-        let info: String = redis::cmd("INFO").arg(section).query(&mut raw).unwrap();
-        info.lines().find_map(|line| {
-            line.strip_prefix(field)?
-                .strip_prefix(':')
-                .map(|v| v.trim().to_owned())
-        })
+        let text = info::query(&mut self.raw(0), section)
+            .unwrap_or_else(|e| panic!("INFO {section} on :{}: {e}", self.port));
+        info::field(&text, field)
     }
 
     /// `INFO commandstats` calls of one command (lower-case name), 0 when never called.
     pub fn command_calls(&self, command: &str) -> u64 {
-        let stats = self
-            .info_field("commandstats", &format!("cmdstat_{command}"))
-            .unwrap_or_default();
-        stats
-            .split(',')
-            .find_map(|kv| kv.strip_prefix("calls="))
-            .map_or(0, |n| n.parse().unwrap())
+        self.command_stat(command, "calls")
+    }
+
+    /// One counter (`calls`, `rejected_calls`, ...) of `cmdstat_<command>`, 0 when absent.
+    pub fn command_stat(&self, command: &str, counter: &str) -> u64 {
+        let stats = self.info_field("commandstats", &format!("cmdstat_{command}"));
+        info::cmdstat(stats.as_deref(), counter)
     }
 
     /// Whether the process is still running (not reaped), for tests that kill it.

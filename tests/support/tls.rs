@@ -10,6 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::support::info;
+
 /// A private CA with a server certificate (127.0.0.1 and localhost) and a client certificate,
 /// in a temp dir removed on drop.
 pub struct Certificates {
@@ -276,7 +278,7 @@ impl TlsServer {
 
     /// `role` of `INFO replication`: `master` or `slave`.
     pub fn role(&self) -> String {
-        info_field(&self.cli(&["INFO", "replication"]), "role").unwrap_or_default()
+        info::field(&self.cli(&["INFO", "replication"]), "role").unwrap_or_default()
     }
 }
 
@@ -355,14 +357,6 @@ fn wait_for_port(port: u16, child: &mut Child, log: impl Fn() -> String) {
 
 fn server_log(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
-}
-
-fn info_field(info: &str, field: &str) -> Option<String> {
-    info.lines().find_map(|line| {
-        line.strip_prefix(field)?
-            .strip_prefix(':')
-            .map(|v| v.trim().to_owned())
-    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -509,7 +503,7 @@ impl TlsSentinelSet {
         let within = Duration::from_secs(20);
         settle(within, "the TLS replica's link to its master up", || {
             let info = set.nodes[1].cli(&["INFO", "replication"]);
-            let link = info_field(&info, "master_link_status");
+            let link = info::field(&info, "master_link_status");
             (link.as_deref() == Some("up"))
                 .then_some(())
                 .ok_or(format!("master_link_status={link:?}"))

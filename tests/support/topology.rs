@@ -28,13 +28,14 @@ pub fn raw_at(port: u16, db: u32) -> redis::RedisResult<redis::Connection> {
 
 /// One field of `INFO <section>` of the server at `port`, `None` when unreachable or absent.
 pub fn info_field_at(port: u16, section: &str, field: &str) -> Option<String> {
-    let mut raw = raw_at(port, 0).ok()?;
-    let info: String = redis::cmd("INFO").arg(section).query(&mut raw).ok()?;
-    info.lines().find_map(|line| {
-        line.strip_prefix(field)?
-            .strip_prefix(':')
-            .map(|v| v.trim().to_owned())
-    })
+    super::info::read(&mut raw_at(port, 0).ok()?, section, field)
+}
+
+/// One counter (`calls`, `rejected_calls`, ...) of `cmdstat_<command>` on the server at `port`,
+/// 0 when unreachable or absent.
+pub fn cmdstat_at(port: u16, command: &str, counter: &str) -> u64 {
+    let stats = info_field_at(port, "commandstats", &format!("cmdstat_{command}"));
+    super::info::cmdstat(stats.as_deref(), counter)
 }
 
 /// Polls `condition` every 50 ms until it holds or `within` passes, then panics naming `what`

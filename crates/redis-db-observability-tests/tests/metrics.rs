@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use redis_db::redis::AsyncCommands;
+use support::client::OnTestServer;
 use support::RedisServer;
 
 #[redis_db::databases(config = "config/redis-databases.yaml")]
@@ -39,12 +40,7 @@ async fn recorder() -> (
 }
 
 async fn connect(server: &RedisServer) -> DbClient {
-    Db::builder()
-        .url(server.url())
-        .ignore_environment()
-        .connect()
-        .await
-        .expect("connect")
+    Db::builder().on(server).connect().await.expect("connect")
 }
 
 fn scrape(handle: &PrometheusHandle) -> Vec<common::Sample> {

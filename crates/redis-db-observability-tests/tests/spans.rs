@@ -9,6 +9,7 @@ use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
 
 use redis_db::redis::AsyncCommands;
+use support::client::OnTestServer;
 use support::RedisServer;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
@@ -79,12 +80,7 @@ async fn one_span_per_call_with_the_semantic_convention_fields_and_no_arguments(
     let subscriber = tracing_subscriber::registry().with(capture.clone());
     let _default = tracing::subscriber::set_default(subscriber);
 
-    let db = Db::builder()
-        .url(server.url())
-        .ignore_environment()
-        .connect()
-        .await
-        .expect("connect");
+    let db = Db::builder().on(&server).connect().await.expect("connect");
     let connect_spans = calls(&capture).len();
 
     let mut knowledge = db.knowledge();
