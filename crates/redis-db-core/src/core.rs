@@ -299,4 +299,24 @@ mod tests {
         let size = std::mem::size_of_val(&*future);
         assert!(size <= 1024, "a call's future grew to {size} bytes");
     }
+
+    /// A position no database has (impossible through the generated API) is an error naming
+    /// it, never a silent call on database 0. No server: the call fails before connecting.
+    #[tokio::test]
+    async fn a_handle_at_a_position_without_database_fails_naming_it() {
+        let yaml = "redis_databases:\n  main:\n    db: 0\n  jobs:\n    db: 3\n";
+        let config = redis_db_config::parse_str(yaml, "positions.yaml").unwrap();
+        let core = Core {
+            inner: Arc::new(Inner::new(config).unwrap()),
+            last_health: Arc::default(),
+        };
+        let error = core
+            .handle(7)
+            .query::<Option<String>>(redis::cmd("GET").arg("k"))
+            .await
+            .unwrap_err();
+        let text = error.to_string();
+        assert!(text.contains("no database at position 7"), "{text}");
+        assert!(text.contains("main, jobs"), "{text}");
+    }
 }
