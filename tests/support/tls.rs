@@ -276,9 +276,12 @@ impl TlsServer {
         server_log(&self.log)
     }
 
-    /// `role` of `INFO replication`: `master` or `slave`.
+    /// `role` of `INFO replication`: `master` or `slave`; empty while the server cannot say
+    /// (e.g. `LOADING` during the resync that demotes a master), so that callers poll on.
     pub fn role(&self) -> String {
-        info::field(&self.cli(&["INFO", "replication"]), "role").unwrap_or_default()
+        tls_cli(&self.certs, self.port, &["INFO", "replication"])
+            .and_then(|info| info::field(&info, "role"))
+            .unwrap_or_default()
     }
 }
 
