@@ -196,13 +196,7 @@ impl Subscriber {
 
     /// The next message, or `None` when none arrived within `timeout`.
     pub fn next_timeout(&mut self, timeout: std::time::Duration) -> Option<crate::Message> {
-        BlockingCore::refuse_inside_runtime().ok()?;
-        let inner = &mut self.inner;
-        self.runtime
-            .get()
-            .block_on(async move { tokio::time::timeout(timeout, inner.recv()).await })
-            .ok()
-            .flatten()
+        receive(&self.runtime, self.inner.recv(), Some(timeout))
     }
 
     /// See [`crate::Subscriber::reconnections`].
@@ -237,8 +231,7 @@ impl Iterator for Subscriber {
     type Item = crate::Message;
 
     fn next(&mut self) -> Option<crate::Message> {
-        BlockingCore::refuse_inside_runtime().ok()?;
-        self.runtime.get().block_on(self.inner.recv())
+        receive(&self.runtime, self.inner.recv(), None)
     }
 }
 
@@ -253,13 +246,7 @@ pub struct KeyspaceEvents {
 impl KeyspaceEvents {
     /// The next event, or `None` when none arrived within `timeout`.
     pub fn next_timeout(&mut self, timeout: std::time::Duration) -> Option<crate::KeyspaceEvent> {
-        BlockingCore::refuse_inside_runtime().ok()?;
-        let inner = &mut self.inner;
-        self.runtime
-            .get()
-            .block_on(async move { tokio::time::timeout(timeout, inner.recv()).await })
-            .ok()
-            .flatten()
+        receive(&self.runtime, self.inner.recv(), Some(timeout))
     }
 
     /// See [`crate::KeyspaceEvents::reconnections`].
@@ -272,8 +259,27 @@ impl Iterator for KeyspaceEvents {
     type Item = crate::KeyspaceEvent;
 
     fn next(&mut self) -> Option<crate::KeyspaceEvent> {
-        BlockingCore::refuse_inside_runtime().ok()?;
-        self.runtime.get().block_on(self.inner.recv())
+        receive(&self.runtime, self.inner.recv(), None)
+    }
+}
+
+/// The next item of a subscription, waited for on the client's runtime: `None` when the stream
+/// ended, `timeout` passed, or the caller is inside an async runtime (where blocking would
+/// deadlock it).
+fn receive<T>(
+    runtime: &Runtime,
+    next: impl std::future::Future<Output = Option<T>>,
+    timeout: Option<std::time::Duration>,
+) -> Option<T> {
+    BlockingCore::refuse_inside_runtime().ok()?;
+    match timeout {
+        None => runtime.get().block_on(next),
+        Some(limit) => runtime
+            .get()
+            // Inside the runtime: a timer can only be made within one.
+            .block_on(async move { tokio::time::timeout(limit, next).await })
+            .ok()
+            .flatten(),
     }
 }
 
