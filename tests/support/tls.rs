@@ -542,10 +542,7 @@ impl TlsSentinelSet {
 
     /// `["127.0.0.1:p1", ...]` of the sentinels, for `sentinel.nodes`.
     pub fn sentinel_addresses(&self) -> Vec<String> {
-        self.sentinels
-            .iter()
-            .map(|s| format!("127.0.0.1:{}", s.port()))
-            .collect()
+        crate::support::topology::loopback_addresses(self.sentinels.iter().map(TlsSentinel::port))
     }
 
     /// The data node on `port`.

@@ -273,10 +273,7 @@ impl SentinelSet {
 
     /// `["127.0.0.1:p1", ...]` of the sentinels, for `sentinel.nodes`.
     pub fn sentinel_addresses(&self) -> Vec<String> {
-        self.sentinels
-            .iter()
-            .map(|s| format!("127.0.0.1:{}", s.port()))
-            .collect()
+        loopback_addresses(self.sentinels.iter().map(SentinelProcess::port))
     }
 
     /// The master's port according to a majority of reachable sentinels' current view (the
@@ -728,4 +725,9 @@ impl LoadLog {
     pub fn keys(&self) -> std::collections::BTreeSet<String> {
         self.acks.iter().map(|a| a.key.clone()).collect()
     }
+}
+
+/// `["127.0.0.1:p1", ...]`, as `sentinel.nodes` and `cluster.nodes` take them.
+pub fn loopback_addresses(ports: impl Iterator<Item = u16>) -> Vec<String> {
+    ports.map(|port| format!("127.0.0.1:{port}")).collect()
 }
