@@ -79,6 +79,22 @@ async fn recovery(client: &DbClient, give_up: Duration) -> Option<Duration> {
     }
 }
 
+/// Waits until no retry was counted for `quiet` (at most `give_up`): every call that failed
+/// has had its retries or given up.
+fn retries_settle(client: &DbClient, quiet: Duration, give_up: Duration) {
+    let started = Instant::now();
+    let mut last = client.stats().totals.retries;
+    let mut still_since = Instant::now();
+    while still_since.elapsed() < quiet && started.elapsed() < give_up {
+        std::thread::sleep(Duration::from_millis(20));
+        let now = client.stats().totals.retries;
+        if now != last {
+            last = now;
+            still_since = Instant::now();
+        }
+    }
+}
+
 fn rss_kb() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
@@ -246,6 +262,12 @@ fn chaos() {
             FAULTS[chaos.rng.below(FAULTS.len() as u64) as usize]
         };
         index += 1;
+        if fault == Fault::Oom {
+            // Calls of the previous fault may still be in their backoff, and their retries
+            // would be counted against this one: let them finish first.
+            let quiet = (config.timeout + config.retry.max_delay) * 2;
+            retries_settle(&client, quiet, Duration::from_secs(30));
+        }
         let retries_before = client.stats().totals.retries;
         let at = started.elapsed();
         let outcome = chaos.inject(fault);

@@ -18,7 +18,7 @@ use redis::{
 };
 use redis_db_config::{Config, ConnectionSettings, NodeAddress, ReadFrom, Sentinel, Topology};
 
-use crate::coalesce::Coalescing;
+use crate::multiplex::Multiplexed;
 use crate::slot_map::{ReplicaReads, SeenTopology};
 use crate::tls;
 
@@ -68,9 +68,13 @@ pub(crate) struct SentinelConnector {
     node: ConnectionInfo,
 }
 
-/// An open connection of any topology. Both kinds multiplex: clones share one socket (per node).
+/// An open connection of any topology. Every kind multiplexes: clones share one socket (per
+/// node).
 #[derive(Clone)]
 pub(crate) enum Link {
+    /// The shared lane's plain-TCP connection to one node (`multiplex.rs`).
+    Shared(Multiplexed),
+    /// redis-rs's connection to one node: exclusive ones, subscriptions, TLS.
     Node(MultiplexedConnection),
     Cluster(ClusterConnection),
 }
@@ -197,10 +201,8 @@ impl Connector {
         shared: Option<Arc<AtomicBool>>,
     ) -> Result<Link, RedisError> {
         let opened = match self {
-            Connector::Standalone(client) => {
-                open_node(client, config, shared).await.map(Link::Node)
-            }
-            Connector::Sentinel(sentinel) => sentinel.connect(config, shared).await.map(Link::Node),
+            Connector::Standalone(client) => open_node(client, config, shared).await,
+            Connector::Sentinel(sentinel) => sentinel.connect(config, shared).await,
             Connector::Cluster(cluster) => cluster.get_async_connection().await.map(Link::Cluster),
         };
         opened.map_err(tls::refusal)
@@ -241,7 +243,7 @@ impl SentinelConnector {
         &self,
         config: &AsyncConnectionConfig,
         shared: Option<Arc<AtomicBool>>,
-    ) -> Result<MultiplexedConnection, RedisError> {
+    ) -> Result<Link, RedisError> {
         let announced = self.lock_announced().clone();
         if let Some(client) = announced {
             if let Ok(mut connection) = open_node(&client, config, shared.clone()).await {
@@ -263,20 +265,21 @@ impl SentinelConnector {
     }
 }
 
-/// One connection to one node. The shared lane's plain-TCP connection is built here from the
-/// socket up, so that its writes coalesce and its driver is ours to watch; every other
+/// One connection to one node. The shared lane's plain-TCP connection is the SDK's own
+/// (`multiplex.rs`: its writes batch, and it clears `alive` the moment it breaks); every other
 /// connection (exclusive ones, TLS, Unix sockets) is redis-rs's own, and a shared one of those
 /// learns of a closed socket from the RESP3 disconnection notice instead.
 async fn open_node(
     client: &Client,
     config: &AsyncConnectionConfig,
     shared: Option<Arc<AtomicBool>>,
-) -> Result<MultiplexedConnection, RedisError> {
+) -> Result<Link, RedisError> {
     let info = client.get_connection_info();
     let Some(alive) = shared else {
         return client
             .get_multiplexed_async_connection_with_config(config)
-            .await;
+            .await
+            .map(Link::Node);
     };
     let ConnectionAddr::Tcp(host, port) = info.addr() else {
         let config = config
@@ -289,28 +292,20 @@ async fn open_node(
             });
         return client
             .get_multiplexed_async_connection_with_config(&config)
-            .await;
+            .await
+            .map(Link::Node);
     };
     let stream = tokio::net::TcpStream::connect((host.as_str(), *port)).await?;
     stream.set_nodelay(info.tcp_settings().nodelay())?;
     if let Some(keepalive) = info.tcp_settings().keepalive() {
         redis::io::tcp::socket2::SockRef::from(&stream).set_tcp_keepalive(keepalive)?;
     }
-    let (connection, driver) = MultiplexedConnection::new_with_config(
-        info.redis_settings(),
-        Coalescing::new(stream),
-        config.clone(),
-    )
-    .await?;
-    // The driver ends when the socket closes or the last clone of the connection is dropped.
-    tokio::spawn(async move {
-        driver.await;
-        alive.store(false, Ordering::Release);
-    });
-    Ok(connection)
+    Multiplexed::connect(stream, info.redis_settings(), alive)
+        .await
+        .map(Link::Shared)
 }
 
-async fn is_master(connection: &mut MultiplexedConnection) -> bool {
+async fn is_master(connection: &mut Link) -> bool {
     redis::cmd("ROLE")
         .query_async::<Value>(connection)
         .await
@@ -405,6 +400,7 @@ fn tcp_settings(config: &Config) -> TcpSettings {
 impl ConnectionLike for Link {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
+            Link::Shared(connection) => connection.req_packed_command(cmd),
             Link::Node(connection) => connection.req_packed_command(cmd),
             Link::Cluster(connection) => connection.req_packed_command(cmd),
         }
@@ -417,6 +413,7 @@ impl ConnectionLike for Link {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         match self {
+            Link::Shared(connection) => connection.req_packed_commands(pipeline, offset, count),
             Link::Node(connection) => connection.req_packed_commands(pipeline, offset, count),
             Link::Cluster(connection) => connection.req_packed_commands(pipeline, offset, count),
         }
@@ -424,6 +421,7 @@ impl ConnectionLike for Link {
 
     fn get_db(&self) -> i64 {
         match self {
+            Link::Shared(connection) => connection.db(),
             Link::Node(connection) => connection.get_db(),
             Link::Cluster(connection) => connection.get_db(),
         }

@@ -9,9 +9,9 @@ use serde::{Serialize, Serializer};
 
 use crate::breaker::CircuitState;
 use crate::database::Inner;
+use crate::deadline::with_timeout;
 use crate::lock::lock;
 use crate::target::Target;
-use crate::wire::with_timeout;
 
 /// The state of one database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

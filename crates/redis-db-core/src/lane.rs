@@ -149,7 +149,7 @@ impl Lane {
     pub async fn ping(&self) -> Result<(), RedisError> {
         let mut live = self.get().await?;
         let reply = Request::Command(&redis::cmd("PING"))
-            .send(&mut live.connection)
+            .send(&mut live.connection, None)
             .await;
         if reply.as_ref().is_err_and(|e| e.is_io_error()) {
             self.discard(live.generation);

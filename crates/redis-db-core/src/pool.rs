@@ -16,9 +16,10 @@ use redis_db_config::Config;
 
 use crate::connector::{Connector, Link};
 use crate::counters::Counters;
+use crate::deadline::Deadline;
 use crate::lock::lock;
 use crate::role::is_master;
-use crate::wire::{with_timeout, Reply, Request};
+use crate::wire::{Reply, Request};
 
 pub(crate) type Pool = managed::Pool<LinkManager>;
 pub(crate) type PooledLink = managed::Object<LinkManager>;
@@ -88,7 +89,10 @@ impl managed::Manager for LinkManager {
         if self.refused.ping.load(Ordering::Relaxed) {
             return Ok(link);
         }
-        match Request::Command(&redis::cmd("PING")).send(&mut link).await {
+        match Request::Command(&redis::cmd("PING"))
+            .send(&mut link, None)
+            .await
+        {
             Ok(_) => Ok(link),
             // A least-privilege user may not PING. The server checks ACLs before `LOADING`
             // (measured on Redis 7.0), so the refusal says it answers, not that it finished
@@ -177,7 +181,8 @@ pub(crate) async fn send_exclusive(
             "connection was discarded after a failure",
         )));
     };
-    let result = with_timeout(timeout, request.send(link)).await;
+    let deadline = timeout.and_then(|limit| Deadline::after(std::time::Instant::now(), limit));
+    let result = request.send(link, deadline).await;
     if result
         .as_ref()
         .is_err_and(crate::retry::needs_new_connection)

@@ -74,6 +74,32 @@ pub(crate) fn needs_new_connection(error: &RedisError) -> bool {
     error.is_io_error() || error.kind() == ErrorKind::Server(ServerErrorKind::ReadOnly)
 }
 
+/// When every reply of a pipeline is an error saying the server did not run the command
+/// (`LOADING`, `TRYAGAIN`, `MASTERDOWN`, or `READONLY` from a master demoted by a failover),
+/// the whole pipeline may be sent again: returns that error (READONLY also replaces the
+/// connection: [`needs_new_connection`]). Any other mix is the commands' own business
+/// (`None`: returned as replies): a demoted master did run the reads of a mixed pipeline.
+pub(crate) fn refused_without_running(
+    mut errors: impl Iterator<Item = Option<RedisError>>,
+) -> Option<RedisError> {
+    let not_run = |error: &RedisError| {
+        matches!(
+            error.kind(),
+            ErrorKind::Server(
+                ServerErrorKind::BusyLoading
+                    | ServerErrorKind::TryAgain
+                    | ServerErrorKind::MasterDown
+                    | ServerErrorKind::ReadOnly
+            )
+        )
+    };
+    // Short-circuits on the first ordinary reply: a normal pipeline costs one look.
+    let first = errors.next().flatten().filter(not_run)?;
+    errors
+        .all(|error| error.as_ref().is_some_and(not_run))
+        .then_some(first)
+}
+
 fn is_auth_message(error: &RedisError) -> bool {
     let code = error.code().unwrap_or_default();
     code == "WRONGPASS" || code == "NOAUTH" || error.to_string().contains("WRONGPASS")

@@ -321,6 +321,13 @@ impl Opener {
                     match connector.connect(&config, None).await? {
                         Link::Node(connection) => PubSubLink::Node(connection),
                         Link::Cluster(connection) => PubSubLink::Cluster(connection),
+                        // Only the shared lane asks for one (`connect(.., Some(alive))`).
+                        Link::Shared(_) => {
+                            return Err(RedisError::from((
+                                redis::ErrorKind::Client,
+                                "a subscription needs a connection of its own",
+                            )))
+                        }
                     }
                 }
             };

@@ -14,13 +14,14 @@ use crate::call::{self, Failure, Policies};
 use crate::command::CommandTraits;
 use crate::connector::{Connector, Role};
 use crate::counters::Counters;
+use crate::deadline::{within, Deadline};
 use crate::error::Error;
 use crate::lane::{Lane, LaneConnection};
 use crate::metrics::Metrics;
 use crate::pool::{self, Pool, PooledLink};
 use crate::readiness::Readiness;
 use crate::retry::{self, Stage};
-use crate::wire::{deadline, timed_out, Reply, Request};
+use crate::wire::{Reply, Request};
 
 pub(crate) struct Target {
     /// The name of the database that owns the number (not an alias).
@@ -292,23 +293,15 @@ pub(crate) async fn send_shared(
     timeout: Option<Duration>,
     begun: Instant,
 ) -> Result<Reply, Failure> {
-    let deadline = timeout.and_then(|limit| deadline(begun, limit));
-    let outcome = match deadline {
-        Some((at, limit)) => tokio::time::timeout_at(at, request.send(&mut live.connection))
-            .await
-            .unwrap_or_else(|_| Err(timed_out(limit))),
-        None => request.send(&mut live.connection).await,
-    };
+    let deadline = timeout.and_then(|limit| Deadline::after(begun, limit));
+    let outcome = request.send(&mut live.connection, deadline).await;
     // A cluster slot in migration: followed once, boxed (cold), within the same deadline.
     let outcome = match outcome {
         Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::Ask) => {
             let follow = crate::cluster::follow_ask(&mut live.connection, request, &e);
-            let followed = match deadline {
-                Some((at, limit)) => Box::pin(tokio::time::timeout_at(at, follow))
-                    .await
-                    .unwrap_or_else(|_| Some(Err(timed_out(limit)))),
-                None => Box::pin(follow).await,
-            };
+            let followed = Box::pin(within(deadline, async { Ok(follow.await) }))
+                .await
+                .unwrap_or_else(|timed_out| Some(Err(timed_out)));
             followed.unwrap_or(Err(e))
         }
         other => other,

@@ -1,9 +1,8 @@
-//! What goes over the wire for one call: the request (a command or a pipeline), its reply, the
-//! one function that sends it on any connection, and its deadline. Everything above (the shared
+//! What goes over the wire for one call: the request (a command or a pipeline), its reply, and
+//! the one function that sends it on any connection under its deadline. Everything above (the shared
 //! lane, the pool, the policy loop) sends through here.
 
 use std::future::Future;
-use std::time::{Duration, Instant};
 
 use futures_util::future::{Either, FutureExt};
 
@@ -12,6 +11,8 @@ use redis::{Cmd, Pipeline, RedisError, Value};
 
 use crate::command::CommandTraits;
 use crate::connector::Link;
+use crate::deadline::{within, Deadline};
+use crate::retry;
 
 /// What a call sends.
 pub(crate) enum Request<'a> {
@@ -49,28 +50,59 @@ impl Request<'_> {
         }
     }
 
-    /// Sends the request. A server error reply is turned into `Err` here (redis-rs hands it
-    /// over as a `Value`), so that the classifier sees `LOADING`, `TRYAGAIN`, `MASTERDOWN` and
-    /// command errors alike. Combinators over redis-rs's boxed future rather than an `async fn`:
-    /// one state machine less on every call.
+    /// Sends the request and waits for its reply until `deadline`. A server error reply is
+    /// turned into `Err` here (redis-rs hands it over as a `Value`), so that the classifier sees
+    /// `LOADING`, `TRYAGAIN`, `MASTERDOWN` and command errors alike.
+    ///
+    /// On the shared lane's own connection (every ordinary call over plain TCP) the
+    /// connection keeps the deadline itself and the future is small and unboxed
+    /// (`multiplex.rs`); on redis-rs's connections it is boxed under a tokio timer.
     pub fn send<'c>(
         &'c self,
         connection: &'c mut Link,
-    ) -> impl Future<Output = Result<Reply, RedisError>> + 'c {
-        match self {
-            Request::Command(cmd) => {
-                Either::Left(connection.req_packed_command(cmd).map(command_reply))
-            }
-            Request::Pipeline {
-                pipeline,
-                offset,
-                count,
-            } => Either::Right(
-                connection
-                    .req_packed_commands(pipeline, *offset, *count)
-                    .map(pipeline_reply),
-            ),
+        deadline: Option<Deadline>,
+    ) -> impl Future<Output = Result<Reply, RedisError>> + Send + 'c {
+        match connection {
+            Link::Shared(shared) => Either::Left(match self {
+                Request::Command(cmd) => shared
+                    .send_command(cmd, deadline)
+                    .map(command_reply as fn(_) -> _),
+                Request::Pipeline {
+                    pipeline,
+                    offset,
+                    count,
+                } => shared
+                    .send_pipeline(pipeline, *offset, *count, deadline)
+                    .map(
+                        (|reply: Result<Value, RedisError>| pipeline_reply(reply.map(values_of)))
+                            as fn(_) -> _,
+                    ),
+            }),
+            connection => Either::Right(Box::pin(within(deadline, async move {
+                match self {
+                    Request::Command(cmd) => {
+                        command_reply(connection.req_packed_command(cmd).await)
+                    }
+                    Request::Pipeline {
+                        pipeline,
+                        offset,
+                        count,
+                    } => pipeline_reply(
+                        connection
+                            .req_packed_commands(pipeline, *offset, *count)
+                            .await,
+                    ),
+                }
+            }))),
         }
+    }
+}
+
+/// A pipeline's replies as one value: redis-rs's shape (a lone reply is a list of one).
+fn values_of(value: Value) -> Vec<Value> {
+    match value {
+        Value::Array(values) => values,
+        value => vec![value],
     }
 }
 
@@ -88,7 +120,7 @@ fn pipeline_reply(replies: Result<Vec<Value>, RedisError>) -> Result<Reply, Redi
                 Value::ServerError(error) => Some(RedisError::from(error.clone())),
                 _ => None,
             });
-            match refused_without_running(errors) {
+            match retry::refused_without_running(errors) {
                 Some(error) => Err(error),
                 None => Ok(Reply::Values(values)),
             }
@@ -102,64 +134,8 @@ fn pipeline_reply(replies: Result<Vec<Value>, RedisError>) -> Result<Reply, Redi
             let errors = queued
                 .iter()
                 .map(|(_, e)| Some(RedisError::from(e.clone())));
-            Err(refused_without_running(errors).unwrap_or(error))
+            Err(retry::refused_without_running(errors).unwrap_or(error))
         }
         Err(error) => Err(error),
     }
-}
-
-/// When every reply of a pipeline is an error saying the server did not run the command
-/// (`LOADING`, `TRYAGAIN`, `MASTERDOWN`, or `READONLY` from a master demoted by a failover),
-/// the whole pipeline may be sent again: returns that error (READONLY also replaces the
-/// connection: `retry::needs_new_connection`). Any other mix is the commands' own business
-/// (`None`: returned as replies): a demoted master did run the reads of a mixed pipeline.
-fn refused_without_running(
-    mut errors: impl Iterator<Item = Option<RedisError>>,
-) -> Option<RedisError> {
-    use redis::{ErrorKind, ServerErrorKind};
-    let not_run = |error: &RedisError| {
-        matches!(
-            error.kind(),
-            ErrorKind::Server(
-                ServerErrorKind::BusyLoading
-                    | ServerErrorKind::TryAgain
-                    | ServerErrorKind::MasterDown
-                    | ServerErrorKind::ReadOnly
-            )
-        )
-    };
-    // Short-circuits on the first ordinary reply: a normal pipeline costs one look.
-    let first = errors.next().flatten().filter(not_run)?;
-    errors
-        .all(|error| error.as_ref().is_some_and(not_run))
-        .then_some(first)
-}
-
-/// Runs `future` under `timeout` (none: no deadline), failing with a timed-out I/O error.
-pub(crate) async fn with_timeout<T>(
-    timeout: Option<Duration>,
-    future: impl std::future::Future<Output = Result<T, RedisError>>,
-) -> Result<T, RedisError> {
-    match timeout.and_then(|limit| deadline(Instant::now(), limit)) {
-        None => future.await,
-        Some((at, limit)) => tokio::time::timeout_at(at, future)
-            .await
-            .unwrap_or_else(|_| Err(timed_out(limit))),
-    }
-}
-
-/// `limit` after `since`; `None` when a block time is too long to add to a clock reading,
-/// which means no deadline at all.
-pub(crate) fn deadline(
-    since: Instant,
-    limit: Duration,
-) -> Option<(tokio::time::Instant, Duration)> {
-    Some((since.checked_add(limit)?.into(), limit))
-}
-
-pub(crate) fn timed_out(limit: Duration) -> RedisError {
-    RedisError::from(std::io::Error::new(
-        std::io::ErrorKind::TimedOut,
-        format!("no reply within {limit:?}"),
-    ))
 }
