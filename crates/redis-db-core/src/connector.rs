@@ -400,7 +400,7 @@ fn tcp_settings(config: &Config) -> TcpSettings {
 impl ConnectionLike for Link {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
-            Link::Shared(connection) => connection.req_packed_command(cmd),
+            Link::Shared(connection) => Box::pin(connection.send_command(cmd, None)),
             Link::Node(connection) => connection.req_packed_command(cmd),
             Link::Cluster(connection) => connection.req_packed_command(cmd),
         }
@@ -413,7 +413,10 @@ impl ConnectionLike for Link {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         match self {
-            Link::Shared(connection) => connection.req_packed_commands(pipeline, offset, count),
+            Link::Shared(connection) => {
+                let reply = connection.send_pipeline(pipeline, offset, count, None);
+                Box::pin(async move { reply.await.map(crate::multiplex::into_values) })
+            }
             Link::Node(connection) => connection.req_packed_commands(pipeline, offset, count),
             Link::Cluster(connection) => connection.req_packed_commands(pipeline, offset, count),
         }

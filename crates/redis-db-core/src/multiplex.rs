@@ -24,10 +24,8 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use redis::aio::ConnectionLike;
 use redis::{
-    Cmd, ErrorKind, Pipeline, RedisConnectionInfo, RedisError, RedisFuture, ServerError,
-    ServerErrorKind, Value,
+    Cmd, ErrorKind, Pipeline, RedisConnectionInfo, RedisError, ServerError, ServerErrorKind, Value,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -619,28 +617,11 @@ fn protocol_error(detail: &'static str) -> RedisError {
     ))
 }
 
-impl ConnectionLike for Multiplexed {
-    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        Box::pin(self.send_command(cmd, None))
-    }
-
-    fn req_packed_commands<'a>(
-        &'a mut self,
-        pipeline: &'a Pipeline,
-        offset: usize,
-        count: usize,
-    ) -> RedisFuture<'a, Vec<Value>> {
-        let reply = self.send_pipeline(pipeline, offset, count, None);
-        Box::pin(async move {
-            match reply.await? {
-                Value::Array(values) => Ok(values),
-                value => Ok(vec![value]),
-            }
-        })
-    }
-
-    fn get_db(&self) -> i64 {
-        self.db()
+/// A pipeline's replies as a list: redis-rs's shape (a lone reply is a list of one).
+pub(crate) fn into_values(value: Value) -> Vec<Value> {
+    match value {
+        Value::Array(values) => values,
+        value => vec![value],
     }
 }
 

@@ -12,6 +12,7 @@ use redis::{Cmd, Pipeline, RedisError, Value};
 use crate::command::CommandTraits;
 use crate::connector::Link;
 use crate::deadline::{within, Deadline};
+use crate::multiplex::into_values;
 use crate::retry;
 
 /// What a call sends.
@@ -74,7 +75,7 @@ impl Request<'_> {
                 } => shared
                     .send_pipeline(pipeline, *offset, *count, deadline)
                     .map(
-                        (|reply: Result<Value, RedisError>| pipeline_reply(reply.map(values_of)))
+                        (|reply: Result<Value, RedisError>| pipeline_reply(reply.map(into_values)))
                             as fn(_) -> _,
                     ),
             }),
@@ -95,14 +96,6 @@ impl Request<'_> {
                 }
             }))),
         }
-    }
-}
-
-/// A pipeline's replies as one value: redis-rs's shape (a lone reply is a list of one).
-fn values_of(value: Value) -> Vec<Value> {
-    match value {
-        Value::Array(values) => values,
-        value => vec![value],
     }
 }
 
