@@ -78,15 +78,7 @@ impl Connection {
 
 impl ConnectionLike for Connection {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        Box::pin(async move {
-            match self.run(Request::Command(cmd)).await? {
-                Reply::Value(value) => Ok(value),
-                Reply::Values(_) => Err(RedisError::from((
-                    redis::ErrorKind::Client,
-                    "unexpected reply shape",
-                ))),
-            }
-        })
+        Box::pin(async move { self.run(Request::Command(cmd)).await?.into_value() })
     }
 
     fn req_packed_commands<'a>(
@@ -96,20 +88,12 @@ impl ConnectionLike for Connection {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         Box::pin(async move {
-            match self
-                .run(Request::Pipeline {
-                    pipeline,
-                    offset,
-                    count,
-                })
-                .await?
-            {
-                Reply::Values(values) => Ok(values),
-                Reply::Value(_) => Err(RedisError::from((
-                    redis::ErrorKind::Client,
-                    "unexpected reply shape",
-                ))),
-            }
+            let request = Request::Pipeline {
+                pipeline,
+                offset,
+                count,
+            };
+            self.run(request).await?.into_values()
         })
     }
 

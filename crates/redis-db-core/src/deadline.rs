@@ -15,9 +15,10 @@ pub(crate) struct Deadline {
 }
 
 impl Deadline {
-    /// `limit` after `since`; `None` when a block time is too long to add to a clock reading,
-    /// which means no deadline at all.
-    pub fn after(since: Instant, limit: Duration) -> Option<Deadline> {
+    /// `limit` after `since`; `None` without a limit, or when a block time is too long to add
+    /// to a clock reading, which means no deadline at all.
+    pub fn after(since: Instant, limit: Option<Duration>) -> Option<Deadline> {
+        let limit = limit?;
         Some(Deadline {
             at: since.checked_add(limit)?.into(),
             limit,
@@ -51,6 +52,5 @@ pub(crate) async fn with_timeout<T>(
     timeout: Option<Duration>,
     future: impl Future<Output = Result<T, RedisError>>,
 ) -> Result<T, RedisError> {
-    let deadline = timeout.and_then(|limit| Deadline::after(Instant::now(), limit));
-    within(deadline, future).await
+    within(Deadline::after(Instant::now(), timeout), future).await
 }

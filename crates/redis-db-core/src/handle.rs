@@ -10,7 +10,7 @@ use crate::connection::Connection;
 use crate::database::{Database, Inner};
 use crate::error::Error;
 use crate::target::Target;
-use crate::wire::{Reply, Request};
+use crate::wire::Request;
 
 /// One database of a client. Cheap to clone. Implements [`redis::aio::ConnectionLike`], so every
 /// [`redis::AsyncCommands`] method and [`redis::Pipeline::query_async`] work on it; each call
@@ -170,25 +170,15 @@ impl Handle {
             source,
         }
     }
-
-    fn unexpected_reply(&self) -> Error {
-        self.command_error(RedisError::from((
-            redis::ErrorKind::Client,
-            "unexpected reply shape",
-        )))
-    }
 }
 
 impl Handle {
     async fn command(&self, cmd: &Cmd) -> Result<Value, Error> {
-        match self
+        let reply = self
             .inner
             .run(self.position, Request::Command(cmd), true)
-            .await?
-        {
-            Reply::Value(value) => Ok(value),
-            Reply::Values(_) => Err(self.unexpected_reply()),
-        }
+            .await?;
+        reply.into_value().map_err(|e| self.command_error(e))
     }
 
     async fn pipeline(
@@ -202,10 +192,8 @@ impl Handle {
             offset,
             count,
         };
-        match self.inner.run(self.position, request, true).await? {
-            Reply::Values(values) => Ok(values),
-            Reply::Value(_) => Err(self.unexpected_reply()),
-        }
+        let reply = self.inner.run(self.position, request, true).await?;
+        reply.into_values().map_err(|e| self.command_error(e))
     }
 }
 
@@ -218,8 +206,9 @@ impl ConnectionLike for Handle {
                 .run(self.position, Request::Command(cmd), true)
                 .await
             {
-                Ok(Reply::Value(value)) => Ok(value),
-                Ok(Reply::Values(_)) => Err(self.unexpected_reply().into_redis_error()),
+                Ok(reply) => reply
+                    .into_value()
+                    .map_err(|e| self.command_error(e).into_redis_error()),
                 Err(error) => Err(error.into_redis_error()),
             }
         })

@@ -37,7 +37,7 @@ use tokio::time::Sleep;
 use crate::coalesce::Batching;
 use crate::deadline::Deadline;
 use crate::lock::lock;
-use crate::resp::{self, FrameScan};
+use crate::resp::{self, protocol_error, FrameScan};
 use crate::retry;
 
 /// A clone shares the connection; the connection closes when the last clone is dropped.
@@ -82,6 +82,31 @@ struct State {
     watchdog: Option<Waker>,
     /// Set once the connection broke: every later request fails with it at once.
     broken: Option<RedisError>,
+}
+
+impl State {
+    /// Pushes a reply slot (after its request's bytes); returns the watchdog to wake when
+    /// this deadline comes before every other.
+    fn wait_for_reply(
+        &mut self,
+        pipeline: Option<Box<Gathering>>,
+        deadline: Option<Deadline>,
+    ) -> (Receiving, Option<Waker>) {
+        let (reply, receiver) = oneshot::channel();
+        self.in_flight.push_back(InFlight {
+            reply: Some(reply),
+            pipeline,
+            deadline,
+        });
+        let watchdog = match deadline {
+            Some(deadline) if self.earliest.is_none_or(|earliest| deadline.at < earliest) => {
+                self.earliest = Some(deadline.at);
+                self.watchdog.take()
+            }
+            _ => None,
+        };
+        (Receiving::Waiting(receiver), watchdog)
+    }
 }
 
 /// A buffer larger than this is replaced by a small one once it is empty.
@@ -286,31 +311,12 @@ impl Multiplexed {
             }
             pack(&mut state.out);
             let writer = state.writer.take();
-            let pipeline = match expect {
-                Expect::Nothing => {
-                    drop(state);
-                    if let Some(writer) = writer {
-                        writer.wake();
-                    }
-                    return Receiving::ready(Ok(Value::Nil));
-                }
-                Expect::One => None,
-                Expect::Pipeline(gathering) => Some(gathering),
+            let (receiving, watchdog) = match expect {
+                Expect::Nothing => (Receiving::ready(Ok(Value::Nil)), None),
+                Expect::One => state.wait_for_reply(None, deadline),
+                Expect::Pipeline(gathering) => state.wait_for_reply(Some(gathering), deadline),
             };
-            let (reply, receiver) = oneshot::channel();
-            state.in_flight.push_back(InFlight {
-                reply: Some(reply),
-                pipeline,
-                deadline,
-            });
-            let watchdog = match deadline {
-                Some(deadline) if state.earliest.is_none_or(|earliest| deadline.at < earliest) => {
-                    state.earliest = Some(deadline.at);
-                    state.watchdog.take()
-                }
-                _ => None,
-            };
-            (Receiving::Waiting(receiver), writer, watchdog)
+            (receiving, writer, watchdog)
         };
         for task in [writer, watchdog].into_iter().flatten() {
             task.wake();
@@ -611,14 +617,6 @@ fn closed() -> RedisError {
     RedisError::from(std::io::Error::from(std::io::ErrorKind::BrokenPipe))
 }
 
-fn protocol_error(detail: &'static str) -> RedisError {
-    RedisError::from((
-        ErrorKind::Parse,
-        "invalid reply from the server",
-        detail.to_owned(),
-    ))
-}
-
 /// A pipeline's replies as a list: redis-rs's shape (a lone reply is a list of one).
 pub(crate) fn into_values(value: Value) -> Vec<Value> {
     match value {
@@ -727,7 +725,7 @@ mod tests {
     }
 
     fn deadline_in(limit: Duration) -> Option<Deadline> {
-        Deadline::after(std::time::Instant::now(), limit)
+        Deadline::after(std::time::Instant::now(), Some(limit))
     }
 
     /// A request with no reply fails at its deadline; its reply, when it comes, is dropped,

@@ -181,7 +181,7 @@ pub(crate) async fn send_exclusive(
             "connection was discarded after a failure",
         )));
     };
-    let deadline = timeout.and_then(|limit| Deadline::after(std::time::Instant::now(), limit));
+    let deadline = Deadline::after(std::time::Instant::now(), timeout);
     let result = request.send(link, deadline).await;
     if result
         .as_ref()

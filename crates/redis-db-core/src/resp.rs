@@ -107,7 +107,7 @@ fn header(buf: &[u8], at: usize) -> Result<Option<(Element, usize)>, RedisError>
             }
         }
         other => {
-            return Err(protocol_error_owned(format!(
+            return Err(protocol_error(format!(
                 "unexpected reply type byte {other:#04x}"
             )))
         }
@@ -213,16 +213,13 @@ fn pairs(values: Vec<Value>) -> Vec<(Value, Value)> {
     pairs
 }
 
-fn protocol_error(detail: &'static str) -> RedisError {
+/// A reply that breaks the protocol (or the order of replies): the connection cannot go on.
+pub(crate) fn protocol_error(detail: impl Into<String>) -> RedisError {
     RedisError::from((
         ErrorKind::Parse,
         "invalid reply from the server",
-        detail.to_owned(),
+        detail.into(),
     ))
-}
-
-fn protocol_error_owned(detail: String) -> RedisError {
-    RedisError::from((ErrorKind::Parse, "invalid reply from the server", detail))
 }
 
 #[cfg(test)]

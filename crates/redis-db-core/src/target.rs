@@ -293,16 +293,17 @@ pub(crate) async fn send_shared(
     timeout: Option<Duration>,
     begun: Instant,
 ) -> Result<Reply, Failure> {
-    let deadline = timeout.and_then(|limit| Deadline::after(begun, limit));
+    let deadline = Deadline::after(begun, timeout);
     let outcome = request.send(&mut live.connection, deadline).await;
     // A cluster slot in migration: followed once, boxed (cold), within the same deadline.
     let outcome = match outcome {
         Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::Ask) => {
-            let follow = crate::cluster::follow_ask(&mut live.connection, request, &e);
-            let followed = Box::pin(within(deadline, async { Ok(follow.await) }))
-                .await
-                .unwrap_or_else(|timed_out| Some(Err(timed_out)));
-            followed.unwrap_or(Err(e))
+            let follow = async {
+                crate::cluster::follow_ask(&mut live.connection, request, &e)
+                    .await
+                    .unwrap_or_else(|| Err(e.clone()))
+            };
+            Box::pin(within(deadline, follow)).await
         }
         other => other,
     };

@@ -31,6 +31,28 @@ pub(crate) enum Reply {
     Values(Vec<Value>),
 }
 
+impl Reply {
+    /// The reply of a command (a list of replies is a pipeline's: an error).
+    pub fn into_value(self) -> Result<Value, RedisError> {
+        match self {
+            Reply::Value(value) => Ok(value),
+            Reply::Values(_) => Err(unexpected_shape()),
+        }
+    }
+
+    /// The replies of a pipeline (a single reply is a command's: an error).
+    pub fn into_values(self) -> Result<Vec<Value>, RedisError> {
+        match self {
+            Reply::Values(values) => Ok(values),
+            Reply::Value(_) => Err(unexpected_shape()),
+        }
+    }
+}
+
+fn unexpected_shape() -> RedisError {
+    RedisError::from((redis::ErrorKind::Client, "unexpected reply shape"))
+}
+
 impl Request<'_> {
     pub fn traits(&self) -> CommandTraits {
         match self {
