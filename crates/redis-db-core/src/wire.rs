@@ -32,7 +32,9 @@ pub(crate) enum Reply {
 }
 
 impl Reply {
-    /// The reply of a command (a list of replies is a pipeline's: an error).
+    /// The reply of a command (a list of replies is a pipeline's: an error). Inlined: every
+    /// call's reply passes here.
+    #[inline]
     pub fn into_value(self) -> Result<Value, RedisError> {
         match self {
             Reply::Value(value) => Ok(value),
@@ -41,6 +43,7 @@ impl Reply {
     }
 
     /// The replies of a pipeline (a single reply is a command's: an error).
+    #[inline]
     pub fn into_values(self) -> Result<Vec<Value>, RedisError> {
         match self {
             Reply::Values(values) => Ok(values),
